@@ -1,0 +1,218 @@
+/**
+ * Incremental frame decoder: bytes in, frames out. Sans-IO: no sockets, no Effect, no timers.
+ *
+ * Invariants:
+ * - Input may be split at any byte; the frames produced do not depend on the split.
+ * - Every header is validated the moment its 12 bytes are known (version, type, flags, stream-id
+ *   rules, DATA length against the maximum and the caller's `validate` hook, which checks the
+ *   receive window) — before a single payload byte is buffered.
+ * - The first error is terminal: the decoder returns the same {@link FrameError} from then on.
+ * - A payload that lies inside one input chunk is a zero-copy view of it; only payloads that span
+ *   chunks are copied (once).
+ *
+ * @since 0.1.0
+ */
+import { ALL_FLAGS, Flags, FrameType, HEADER_SIZE, VERSION } from "./Constants.ts"
+import { emptyPayload, type Frame } from "./Frame.ts"
+
+/** Why a byte sequence is not valid yamux. */
+export type FrameErrorKind =
+  | "BadVersion"
+  | "BadType"
+  | "BadFlags"
+  | "BadStreamId"
+  | "FrameTooLarge"
+  | "WindowExceeded"
+  | "UnexpectedFrame"
+
+/** A terminal parse error: the peer sent bytes that are not a valid frame here. */
+export class FrameError {
+  readonly _tag = "FrameError"
+  readonly kind: FrameErrorKind
+  readonly message: string
+  readonly streamId: number
+  constructor(kind: FrameErrorKind, message: string, streamId = 0) {
+    this.kind = kind
+    this.message = message
+    this.streamId = streamId
+  }
+}
+
+/** A decoded frame header, before any payload. */
+export interface Header {
+  readonly type: FrameType
+  readonly flags: number
+  readonly streamId: number
+  readonly length: number
+}
+
+/** Decoder options. */
+export interface DecoderOptions {
+  /** Largest DATA payload accepted at all (default: 16 MiB, a hard sanity bound). */
+  readonly maxDataLength?: number
+  /**
+   * Called once per header after the static checks; return an error to fail the stream of input
+   * (the session uses it to check DATA length against the stream's receive window).
+   */
+  readonly validate?: (header: Header) => FrameError | undefined
+}
+
+/** Default hard bound on one DATA frame's payload. */
+export const DEFAULT_MAX_DATA_LENGTH = 16 * 1024 * 1024
+
+/** Checks the rules that need no session state; returns an error or undefined. */
+export const checkHeader = (h: Header, maxDataLength: number): FrameError | undefined => {
+  if (h.type > FrameType.GoAway) return new FrameError("BadType", `unknown frame type ${h.type}`, h.streamId)
+  if ((h.flags & ~ALL_FLAGS) !== 0) {
+    return new FrameError("BadFlags", `unknown flag bits 0x${h.flags.toString(16)}`, h.streamId)
+  }
+  switch (h.type) {
+    case FrameType.Data:
+    case FrameType.WindowUpdate:
+      if (h.streamId === 0) {
+        return new FrameError("BadStreamId", `${h.type === FrameType.Data ? "DATA" : "WINDOW_UPDATE"} on stream 0`)
+      }
+      if (h.type === FrameType.Data && h.length > maxDataLength) {
+        return new FrameError(
+          "FrameTooLarge",
+          `DATA length ${h.length} exceeds the maximum ${maxDataLength}`,
+          h.streamId
+        )
+      }
+      return undefined
+    case FrameType.Ping:
+      if (h.streamId !== 0) return new FrameError("BadStreamId", `PING on stream ${h.streamId}`, h.streamId)
+      if ((h.flags & (Flags.FIN | Flags.RST)) !== 0) return new FrameError("BadFlags", "PING with FIN or RST")
+      return undefined
+    default:
+      if (h.streamId !== 0) return new FrameError("BadStreamId", `GO_AWAY on stream ${h.streamId}`, h.streamId)
+      return undefined
+  }
+}
+
+const readU32 = (b: Uint8Array, o: number): number =>
+  ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0
+
+/** An incremental yamux frame decoder. */
+export class Decoder {
+  private readonly maxDataLength: number
+  private readonly validate: ((header: Header) => FrameError | undefined) | undefined
+  /** Unconsumed input chunks, consumed front to back. */
+  private chunks: Array<Uint8Array> = []
+  private head = 0
+  private offset = 0
+  private buffered = 0
+  private header: Header | undefined = undefined
+  private failure: FrameError | undefined = undefined
+  private readonly scratch = new Uint8Array(HEADER_SIZE)
+
+  constructor(options: DecoderOptions = {}) {
+    this.maxDataLength = options.maxDataLength ?? DEFAULT_MAX_DATA_LENGTH
+    this.validate = options.validate
+  }
+
+  /** Bytes received but not yet returned as frames. */
+  get pendingBytes(): number {
+    return this.buffered
+  }
+
+  /** The terminal error, once one occurred. */
+  get error(): FrameError | undefined {
+    return this.failure
+  }
+
+  /** Appends input. Chunks are retained (not copied) until their bytes are consumed. */
+  push(chunk: Uint8Array): void {
+    if (chunk.length === 0 || this.failure !== undefined) return
+    if (this.head === this.chunks.length) {
+      this.chunks = [chunk]
+      this.head = 0
+      this.offset = 0
+    } else {
+      this.chunks.push(chunk)
+    }
+    this.buffered += chunk.length
+  }
+
+  /**
+   * The next frame, `undefined` when more input is needed, or the terminal {@link FrameError}.
+   */
+  next(): Frame | FrameError | undefined {
+    if (this.failure !== undefined) return this.failure
+    let header = this.header
+    if (header === undefined) {
+      if (this.buffered < HEADER_SIZE) return undefined
+      const bytes = this.take(HEADER_SIZE, true)
+      if (bytes[0] !== VERSION) return this.fail(new FrameError("BadVersion", `unsupported version ${bytes[0]}`))
+      header = {
+        type: bytes[1] as FrameType,
+        flags: (bytes[2]! << 8) | bytes[3]!,
+        streamId: readU32(bytes, 4),
+        length: readU32(bytes, 8)
+      }
+      const bad = checkHeader(header, this.maxDataLength) ?? this.validate?.(header)
+      if (bad !== undefined) return this.fail(bad)
+      if (header.type !== FrameType.Data || header.length === 0) {
+        return {
+          type: header.type,
+          flags: header.flags,
+          streamId: header.streamId,
+          length: header.length,
+          payload: emptyPayload
+        }
+      }
+      this.header = header
+    }
+    if (this.buffered < header.length) return undefined
+    this.header = undefined
+    return {
+      type: header.type,
+      flags: header.flags,
+      streamId: header.streamId,
+      length: header.length,
+      payload: this.take(header.length, false)
+    }
+  }
+
+  private fail(error: FrameError): FrameError {
+    this.failure = error
+    this.chunks = []
+    this.head = 0
+    this.buffered = 0
+    return error
+  }
+
+  /** Removes `n` buffered bytes; a view when they lie in one chunk, else a copy (or `scratch`). */
+  private take(n: number, useScratch: boolean): Uint8Array {
+    this.buffered -= n
+    const first = this.chunks[this.head]!
+    const available = first.length - this.offset
+    if (available >= n) {
+      const view = first.subarray(this.offset, this.offset + n)
+      this.offset += n
+      if (this.offset === first.length) this.advance()
+      return view
+    }
+    const out = useScratch ? this.scratch : new Uint8Array(n)
+    let filled = 0
+    while (filled < n) {
+      const chunk = this.chunks[this.head]!
+      const count = Math.min(chunk.length - this.offset, n - filled)
+      out.set(chunk.subarray(this.offset, this.offset + count), filled)
+      filled += count
+      this.offset += count
+      if (this.offset === chunk.length) this.advance()
+    }
+    return out
+  }
+
+  private advance(): void {
+    this.chunks[this.head] = emptyPayload
+    this.head++
+    this.offset = 0
+    if (this.head === this.chunks.length) {
+      this.chunks = []
+      this.head = 0
+    }
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * Session configuration: one validated record with hashicorp-compatible defaults.
+ *
+ * Invariants: a {@link SessionConfig} that exists has passed {@link makeSessionConfig}; every bad
+ * value is refused with a {@link ConfigError} naming the setting, what it must be, and what was given.
+ * Durations are milliseconds.
+ *
+ * @since 0.1.0
+ */
+import { Data, Effect } from "effect"
+import { DEFAULT_MAX_FRAME, INITIAL_WINDOW, MAX_UINT32 } from "../protocol/Constants.ts"
+
+/** Every tunable of a session. */
+export interface SessionConfig {
+  /** Inbound streams waiting for `accept`; a SYN beyond it is refused with RST. */
+  readonly acceptBacklog: number
+  /** Outbound opens not yet ACKed by the peer; further opens wait locally (backpressure). */
+  readonly maxUnackedOpens: number
+  /** Streams open at once; beyond it inbound SYNs are refused with RST and local opens wait. */
+  readonly maxStreams: number
+  /** Idle time after which a ping is sent (0 disables keepalive). */
+  readonly keepaliveIntervalMillis: number
+  /** How long to wait for that ping's answer before the session is declared dead. */
+  readonly keepaliveTimeoutMillis: number
+  /** Receive window per stream, advertised to the peer with SYN/ACK (≥ 256 KiB, the spec's initial). */
+  readonly maxWindow: number
+  /** Largest DATA payload sent in one frame. */
+  readonly maxFrameSize: number
+  /** Bytes buffered by all streams of the session before the session stops reading the link. */
+  readonly maxSessionBuffer: number
+  /** Bytes a stream's writer may queue beyond the peer's window before `write` waits. */
+  readonly writeBufferSize: number
+  /** Bytes the writer gathers into one transport write. */
+  readonly maxBatchBytes: number
+  /** An outbound stream not ACKed in this time is reset (that stream only). */
+  readonly openTimeoutMillis: number
+  /** A stream whose write side is closed and whose peer stays silent this long is reset. */
+  readonly closeTimeoutMillis: number
+  /** On graceful close, how long open streams may drain before they are reset. */
+  readonly drainTimeoutMillis: number
+  /** How often timers (open and close timeouts) are checked. */
+  readonly timerResolutionMillis: number
+}
+
+/** Documented defaults (see the README's table). */
+export const defaults: SessionConfig = {
+  acceptBacklog: 256,
+  maxUnackedOpens: 256,
+  maxStreams: 65_536,
+  keepaliveIntervalMillis: 30_000,
+  keepaliveTimeoutMillis: 10_000,
+  maxWindow: 4 * 1024 * 1024,
+  maxFrameSize: DEFAULT_MAX_FRAME,
+  maxSessionBuffer: 64 * 1024 * 1024,
+  writeBufferSize: 256 * 1024,
+  maxBatchBytes: 256 * 1024,
+  openTimeoutMillis: 75_000,
+  closeTimeoutMillis: 300_000,
+  drainTimeoutMillis: 30_000,
+  timerResolutionMillis: 1_000
+}
+
+/** A configuration value was refused. */
+export class ConfigError extends Data.TaggedError("ConfigError")<{
+  readonly setting: string
+  readonly message: string
+}> {}
+
+interface Rule {
+  readonly min: number
+  readonly max: number
+  readonly unit: string
+}
+
+const DAY = 86_400_000
+
+const rules: { readonly [K in keyof SessionConfig]: Rule } = {
+  acceptBacklog: { min: 1, max: 1_000_000, unit: "streams" },
+  maxUnackedOpens: { min: 1, max: 1_000_000, unit: "streams" },
+  maxStreams: { min: 1, max: 10_000_000, unit: "streams" },
+  keepaliveIntervalMillis: { min: 0, max: DAY, unit: "ms" },
+  keepaliveTimeoutMillis: { min: 1, max: DAY, unit: "ms" },
+  maxWindow: { min: INITIAL_WINDOW, max: MAX_UINT32, unit: "bytes" },
+  maxFrameSize: { min: 1024, max: 16 * 1024 * 1024, unit: "bytes" },
+  maxSessionBuffer: { min: INITIAL_WINDOW, max: Number.MAX_SAFE_INTEGER, unit: "bytes" },
+  writeBufferSize: { min: 1, max: MAX_UINT32, unit: "bytes" },
+  maxBatchBytes: { min: 1024, max: 64 * 1024 * 1024, unit: "bytes" },
+  openTimeoutMillis: { min: 1, max: DAY, unit: "ms" },
+  closeTimeoutMillis: { min: 1, max: DAY, unit: "ms" },
+  drainTimeoutMillis: { min: 0, max: DAY, unit: "ms" },
+  timerResolutionMillis: { min: 1, max: 60_000, unit: "ms" }
+}
+
+/** Validates a value against its rule; returns an error message or undefined. */
+const check = (setting: keyof SessionConfig, value: unknown): string | undefined => {
+  const rule = rules[setting]
+  if (typeof value !== "number" || !Number.isInteger(value) || value < rule.min || value > rule.max) {
+    return `${setting} must be an integer from ${rule.min} to ${rule.max} ${rule.unit} (got ${String(value)})`
+  }
+  return undefined
+}
+
+/** Validates a partial configuration over the defaults, synchronously. */
+export const validateSessionConfig = (input: Partial<SessionConfig> = {}): SessionConfig | ConfigError => {
+  const merged: Record<string, unknown> = { ...defaults }
+  for (const [key, value] of Object.entries(input)) {
+    if (value === undefined) continue
+    if (!(key in rules)) return new ConfigError({ setting: key, message: `unknown session setting ${key}` })
+    merged[key] = value
+  }
+  for (const key of Object.keys(rules) as Array<keyof SessionConfig>) {
+    const message = check(key, merged[key])
+    if (message !== undefined) return new ConfigError({ setting: key, message })
+  }
+  const config = merged as unknown as SessionConfig
+  if (config.maxFrameSize > config.maxWindow) {
+    return new ConfigError({
+      setting: "maxFrameSize",
+      message: `maxFrameSize (${config.maxFrameSize}) must not exceed maxWindow (${config.maxWindow})`
+    })
+  }
+  return config
+}
+
+/** Validates a partial configuration over the defaults. */
+export const makeSessionConfig = (input: Partial<SessionConfig> = {}): Effect.Effect<SessionConfig, ConfigError> =>
+  Effect.suspend(() => {
+    const result = validateSessionConfig(input)
+    return result instanceof ConfigError ? Effect.fail(result) : Effect.succeed(result)
+  })

@@ -1,0 +1,194 @@
+/**
+ * The one error of the multiplexing domain: `MuxError`, whose `reason` says what happened.
+ *
+ * Invariants: every reason knows the GO_AWAY code a session sends when that reason ends it, and
+ * whether retrying the operation (typically on a new session) can help. Callers match on
+ * `error.reason._tag`.
+ *
+ * @since 0.1.0
+ */
+import { Data } from "effect"
+import { GoAwayCode } from "../protocol/Constants.ts"
+
+/** The peer sent bytes or frames that break the yamux protocol. */
+export class ProtocolError extends Data.TaggedError("ProtocolError")<{
+  readonly kind: string
+  readonly message: string
+  readonly streamId: number
+}> {
+  /** GO_AWAY code a session sends when this ends it. */
+  get goAwayCode(): number {
+    return GoAwayCode.ProtocolError
+  }
+  /** A peer that breaks the protocol will do so again. */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/** The peer sent more DATA than the stream's receive window allowed. */
+export class WindowExceeded extends Data.TaggedError("WindowExceeded")<{
+  readonly streamId: number
+  readonly length: number
+  readonly window: number
+}> {
+  get goAwayCode(): number {
+    return GoAwayCode.ProtocolError
+  }
+  get isRetryable(): boolean {
+    return false
+  }
+  override get message(): string {
+    return `stream ${this.streamId}: DATA of ${this.length} bytes exceeds the receive window of ${this.window}`
+  }
+}
+
+/** The stream was reset, by the peer (`remote`) or locally. */
+export class StreamReset extends Data.TaggedError("StreamReset")<{
+  readonly streamId: number
+  readonly remote: boolean
+}> {
+  get goAwayCode(): number {
+    return GoAwayCode.Normal
+  }
+  /** A reset stream's bytes are gone; only the application can decide to start over. */
+  get isRetryable(): boolean {
+    return false
+  }
+  override get message(): string {
+    return `stream ${this.streamId} was reset ${this.remote ? "by the peer" : "locally"}`
+  }
+}
+
+/** The stream's write side is already closed (FIN sent); nothing more can be written. */
+export class StreamClosed extends Data.TaggedError("StreamClosed")<{
+  readonly streamId: number
+}> {
+  get goAwayCode(): number {
+    return GoAwayCode.Normal
+  }
+  get isRetryable(): boolean {
+    return false
+  }
+  override get message(): string {
+    return `stream ${this.streamId}: write after close`
+  }
+}
+
+/** The peer sent GO_AWAY: no new streams on this session (code 0), or the session ended (other codes). */
+export class RemoteGoAway extends Data.TaggedError("RemoteGoAway")<{
+  readonly code: number
+}> {
+  get goAwayCode(): number {
+    return GoAwayCode.Normal
+  }
+  /** A new session may accept what this one refused. */
+  get isRetryable(): boolean {
+    return true
+  }
+  override get message(): string {
+    return `the peer sent GO_AWAY(${this.code})`
+  }
+}
+
+/** The session is closed (locally, or the peer ended the link). */
+export class SessionClosed extends Data.TaggedError("SessionClosed")<{
+  readonly message: string
+}> {
+  get goAwayCode(): number {
+    return GoAwayCode.Normal
+  }
+  get isRetryable(): boolean {
+    return true
+  }
+}
+
+/** No frame and no pong arrived within keepalive interval + timeout: the link is presumed dead. */
+export class KeepaliveTimeout extends Data.TaggedError("KeepaliveTimeout")<{
+  readonly timeoutMillis: number
+}> {
+  get goAwayCode(): number {
+    return GoAwayCode.InternalError
+  }
+  get isRetryable(): boolean {
+    return true
+  }
+  override get message(): string {
+    return `no pong within ${this.timeoutMillis} ms: the link is presumed dead`
+  }
+}
+
+/** The peer did not ACK a stream within the open timeout; that stream was reset. */
+export class OpenTimeout extends Data.TaggedError("OpenTimeout")<{
+  readonly streamId: number
+  readonly timeoutMillis: number
+}> {
+  get goAwayCode(): number {
+    return GoAwayCode.Normal
+  }
+  get isRetryable(): boolean {
+    return true
+  }
+  override get message(): string {
+    return `stream ${this.streamId} was not acknowledged within ${this.timeoutMillis} ms`
+  }
+}
+
+/** Every stream id of this session has been used; open streams on a new session. */
+export class StreamsExhausted extends Data.TaggedError("StreamsExhausted")<{}> {
+  get goAwayCode(): number {
+    return GoAwayCode.Normal
+  }
+  get isRetryable(): boolean {
+    return true
+  }
+  override get message(): string {
+    return "stream ids exhausted on this session"
+  }
+}
+
+/** The transport beneath the session failed (socket error, reset, EOF mid-frame). */
+export class TransportFailed extends Data.TaggedError("TransportFailed")<{
+  readonly message: string
+  readonly cause?: unknown
+}> {
+  get goAwayCode(): number {
+    return GoAwayCode.InternalError
+  }
+  get isRetryable(): boolean {
+    return true
+  }
+}
+
+/** Every reason a multiplexing operation can fail. */
+export type MuxErrorReason =
+  | ProtocolError
+  | WindowExceeded
+  | StreamReset
+  | StreamClosed
+  | RemoteGoAway
+  | SessionClosed
+  | KeepaliveTimeout
+  | OpenTimeout
+  | StreamsExhausted
+  | TransportFailed
+
+/** The error of every session and stream operation. Match on `reason._tag`. */
+export class MuxError extends Data.TaggedError("MuxError")<{
+  readonly reason: MuxErrorReason
+}> {
+  /** GO_AWAY code for the reason. */
+  get goAwayCode(): number {
+    return this.reason.goAwayCode
+  }
+  /** Whether retrying (on a new session where relevant) can help. */
+  get isRetryable(): boolean {
+    return this.reason.isRetryable
+  }
+  override get message(): string {
+    return `${this.reason._tag}: ${this.reason.message}`
+  }
+}
+
+/** Wraps a reason into a {@link MuxError}. */
+export const muxError = (reason: MuxErrorReason): MuxError => new MuxError({ reason })

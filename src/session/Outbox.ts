@@ -1,0 +1,188 @@
+/**
+ * The writer's queue: what the one writer fiber of a session sends next.
+ *
+ * Invariants:
+ * - Control frames (ACKs, credit, pings, RST, GO_AWAY) always go out before any DATA queued with
+ *   them, so a saturated link still answers pings and returns credit.
+ * - DATA is scheduled round-robin, one frame of at most `maxFrameSize` bytes per ready stream per
+ *   turn, never beyond the stream's send window; a stream's FIN follows its last byte.
+ * - A batch is a list of chunks for one transport write; small payloads are copied next to their
+ *   headers, large ones are passed by reference (no copy of bulk bytes).
+ * - Sans-IO: no Effect in the scheduling; the session wakes the writer through {@link Outbox.signal}.
+ *
+ * @since 0.1.0
+ */
+import { Flags, FrameType, HEADER_SIZE } from "../protocol/Constants.ts"
+import { writeHeader } from "../protocol/Frame.ts"
+import { Signal } from "./Signal.ts"
+import type { MuxStream } from "./Stream.ts"
+
+/** Payload pieces up to this size are copied beside their header instead of sent by reference. */
+const COPY_THRESHOLD = 2048
+
+interface Planned {
+  readonly streamId: number
+  readonly type: FrameType
+  readonly flags: number
+  readonly length: number
+  readonly pieces: Array<Uint8Array>
+}
+
+/** A session's outbound frame queue with a control lane and round-robin data lanes. */
+export class Outbox {
+  /** Wakes the writer fiber. */
+  readonly signal = new Signal()
+  private control: Uint8Array = new Uint8Array(HEADER_SIZE * 16)
+  private controlLen = 0
+  private ring: Array<MuxStream> = []
+  private ringHead = 0
+  private readonly maxFrameSize: number
+  private readonly maxBatchBytes: number
+
+  constructor(maxFrameSize: number, maxBatchBytes: number) {
+    this.maxFrameSize = maxFrameSize
+    this.maxBatchBytes = maxBatchBytes
+  }
+
+  /** Whether anything waits to be written. */
+  get hasWork(): boolean {
+    return this.controlLen > 0 || this.ringHead < this.ring.length
+  }
+
+  /** Control bytes waiting to be written. */
+  get controlBytes(): number {
+    return this.controlLen
+  }
+
+  /** Streams waiting in the data ring (for tests). */
+  get readyStreams(): number {
+    return this.ring.length - this.ringHead
+  }
+
+  /** Queues a header-only control frame. */
+  pushControl(type: FrameType, flags: number, streamId: number, length: number): void {
+    if (this.controlLen + HEADER_SIZE > this.control.length) {
+      const grown = new Uint8Array(this.control.length * 2)
+      grown.set(this.control.subarray(0, this.controlLen))
+      this.control = grown
+    }
+    this.controlLen = writeHeader(this.control, this.controlLen, type, flags, streamId, length)
+    this.signal.notify()
+  }
+
+  /** Puts a stream with sendable DATA or a pending FIN into the ring (once). */
+  ready(stream: MuxStream): void {
+    if (stream.inReady) return
+    stream.inReady = true
+    this.ring.push(stream)
+    this.signal.notify()
+  }
+
+  /** Drops everything queued (the session is dead). */
+  clear(): void {
+    this.controlLen = 0
+    for (let i = this.ringHead; i < this.ring.length; i++) this.ring[i]!.inReady = false
+    this.ring = []
+    this.ringHead = 0
+  }
+
+  /** Takes the next batch of chunks to write; empty when there is nothing to send. */
+  takeBatch(): Array<Uint8Array> {
+    const planned: Array<Planned> = []
+    let budget = this.maxBatchBytes
+    let arenaBytes = this.controlLen
+    while (budget > 0 && this.ringHead < this.ring.length) {
+      const s = this.ring[this.ringHead]!
+      this.ring[this.ringHead] = undefined as unknown as MuxStream
+      this.ringHead++
+      s.inReady = false
+      if (s.state === "Reset") continue
+      const window = Math.max(s.sendWindow, 0)
+      const n = Math.min(this.maxFrameSize, window, s.outQueued, budget)
+      const fin = s.finPending && n === s.outQueued
+      if (n === 0 && !fin) continue
+      const pieces = n > 0 ? takeBytes(s, n) : []
+      s.drained(n)
+      if (fin) s.finSent()
+      planned.push({
+        streamId: s.id,
+        type: n > 0 ? FrameType.Data : FrameType.WindowUpdate,
+        flags: fin ? Flags.FIN : 0,
+        length: n,
+        pieces
+      })
+      arenaBytes += HEADER_SIZE
+      for (let i = 0; i < pieces.length; i++) {
+        if (pieces[i]!.length <= COPY_THRESHOLD) arenaBytes += pieces[i]!.length
+      }
+      budget -= n + HEADER_SIZE
+      if ((s.outQueued > 0 && s.sendWindow > 0) || s.finPending) {
+        s.inReady = true
+        this.ring.push(s)
+      }
+    }
+    if (this.ringHead === this.ring.length) {
+      this.ring = []
+      this.ringHead = 0
+    } else if (this.ringHead > 1024 && this.ringHead * 2 > this.ring.length) {
+      this.ring = this.ring.slice(this.ringHead)
+      this.ringHead = 0
+    }
+    if (arenaBytes === 0) return []
+    const arena = new Uint8Array(arenaBytes)
+    let pos = 0
+    if (this.controlLen > 0) {
+      arena.set(this.control.subarray(0, this.controlLen))
+      pos = this.controlLen
+      this.controlLen = 0
+    }
+    const out: Array<Uint8Array> = []
+    let segment = 0
+    for (let f = 0; f < planned.length; f++) {
+      const frame = planned[f]!
+      pos = writeHeader(arena, pos, frame.type, frame.flags, frame.streamId, frame.length)
+      for (let i = 0; i < frame.pieces.length; i++) {
+        const piece = frame.pieces[i]!
+        if (piece.length <= COPY_THRESHOLD) {
+          arena.set(piece, pos)
+          pos += piece.length
+        } else {
+          if (pos > segment) out.push(arena.subarray(segment, pos))
+          segment = pos
+          out.push(piece)
+        }
+      }
+    }
+    if (pos > segment) out.push(arena.subarray(segment, pos))
+    return out
+  }
+}
+
+/** Removes `n` bytes from the front of a stream's queue as views of the queued chunks. */
+const takeBytes = (s: MuxStream, n: number): Array<Uint8Array> => {
+  const pieces: Array<Uint8Array> = []
+  let left = n
+  while (left > 0) {
+    const chunk = s.outQueue[s.outHead]!
+    const available = chunk.length - s.outOffset
+    if (available <= left) {
+      pieces.push(s.outOffset === 0 ? chunk : chunk.subarray(s.outOffset))
+      left -= available
+      s.outQueue[s.outHead] = chunk.subarray(0, 0)
+      s.outHead++
+      s.outOffset = 0
+    } else {
+      pieces.push(chunk.subarray(s.outOffset, s.outOffset + left))
+      s.outOffset += left
+      left = 0
+    }
+  }
+  if (s.outHead === s.outQueue.length) {
+    s.outQueue = []
+    s.outHead = 0
+  } else if (s.outHead > 64 && s.outHead * 2 > s.outQueue.length) {
+    s.outQueue = s.outQueue.slice(s.outHead)
+    s.outHead = 0
+  }
+  return pieces
+}

@@ -1,0 +1,578 @@
+/**
+ * A yamux session over one transport: opens and accepts streams, routes frames, keeps the link alive.
+ *
+ * Invariants:
+ * - One read fiber decodes frames and routes each in O(1) through the registry keyed by stream id;
+ *   it never waits on a single stream (DATA is checked against the stream's window at header time
+ *   and lands in that stream's buffer). It pauses reading the link only when the session as a whole
+ *   buffers more than `maxSessionBuffer` bytes, or its control backlog exceeds a bound (a peer that
+ *   floods pings but never reads its pongs).
+ * - One writer fiber per link drains the {@link Outbox}: control first, DATA round-robin, one
+ *   transport write per batch, one fiber wake-up per batch.
+ * - Ids are never reused: odd for the dialling side, even for the listening side. A SYN of the wrong
+ *   parity, a duplicate SYN for a live id, a frame for a never-opened id, DATA beyond the window and
+ *   credit beyond 2^32-1 are protocol errors: GO_AWAY(1), then the session closes.
+ * - When the session dies, every stream and every waiter fails with the same typed {@link MuxError};
+ *   nothing waits forever. Graceful close sends GO_AWAY(0) and drains under a deadline.
+ * - Time is read only through Effect's Clock, so tests drive keepalive and timeouts with TestClock.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Deferred, Effect, Exit, Fiber, type Scope } from "effect"
+import { Flags, FrameType, GoAwayCode, INITIAL_WINDOW, MAX_STREAM_ID } from "../protocol/Constants.ts"
+import { Decoder, FrameError, type Header } from "../protocol/Decoder.ts"
+import type { Frame } from "../protocol/Frame.ts"
+import type { Transport, TransportError } from "../transport/Transport.ts"
+import { type ConfigError, makeSessionConfig, type SessionConfig } from "./Config.ts"
+import {
+  KeepaliveTimeout,
+  type MuxError,
+  muxError,
+  OpenTimeout,
+  ProtocolError,
+  RemoteGoAway,
+  SessionClosed,
+  StreamsExhausted,
+  TransportFailed,
+  WindowExceeded
+} from "./MuxError.ts"
+import { Outbox } from "./Outbox.ts"
+import { Signal } from "./Signal.ts"
+import { MuxStream, type StreamHost, scopedStream } from "./Stream.ts"
+
+/** A lifecycle event of a session, for logs and metrics (never on the data path). */
+export type SessionEvent =
+  | { readonly _tag: "StreamOpened"; readonly streamId: number; readonly local: boolean }
+  | { readonly _tag: "StreamClosed"; readonly streamId: number; readonly reset: boolean }
+  | { readonly _tag: "GoAwayReceived"; readonly code: number }
+  | { readonly _tag: "SessionClosed"; readonly error: MuxError }
+
+/** Options of {@link make}. */
+export interface SessionOptions {
+  /** The dialling side (odd stream ids). */
+  readonly client: boolean
+  /** Overrides of the defaults; validated. */
+  readonly config?: Partial<SessionConfig>
+  /** Receives lifecycle events synchronously; must not throw or block. */
+  readonly onEvent?: (event: SessionEvent) => void
+}
+
+/** Counters for tests, leak checks and metrics. */
+export interface SessionStats {
+  readonly streams: number
+  readonly acceptBacklog: number
+  readonly unackedOpens: number
+  readonly bufferedBytes: number
+  readonly pendingPings: number
+  readonly waiters: number
+}
+
+/** A running yamux session. */
+export interface Session {
+  /** Opens a stream; scope exit sends FIN, interruption or failure sends RST. */
+  readonly open: Effect.Effect<MuxStream, MuxError, Scope.Scope>
+  /** Opens a stream the caller closes or resets itself. */
+  readonly openUnscoped: Effect.Effect<MuxStream, MuxError>
+  /** Accepts the next inbound stream (ACKing it); scope exit sends FIN, interruption RST. */
+  readonly accept: Effect.Effect<MuxStream, MuxError, Scope.Scope>
+  /** Accepts the next inbound stream; the caller closes or resets it. */
+  readonly acceptUnscoped: Effect.Effect<MuxStream, MuxError>
+  /** Sends a ping and returns the round-trip time in milliseconds. */
+  readonly ping: Effect.Effect<number, MuxError>
+  /** Sends GO_AWAY(0): the peer may open no more streams; existing streams carry on. */
+  readonly goAway: Effect.Effect<void>
+  /** GO_AWAY(0), drain open streams up to the drain timeout, then close the link. */
+  readonly close: Effect.Effect<void>
+  /** Ends the session at once: streams fail, the link is reset. */
+  readonly abort: Effect.Effect<void>
+  /** Completes with the reason once the session has ended. */
+  readonly await: Effect.Effect<MuxError>
+  /** Whether the session has ended. */
+  readonly isClosed: () => boolean
+  /** Whether new streams can be opened (not closed, no GO_AWAY either way). */
+  readonly isOpen: () => boolean
+  /** Current counters. */
+  readonly stats: () => SessionStats
+  /** The validated configuration. */
+  readonly config: SessionConfig
+  /** The transport's peer address. */
+  readonly remoteAddress: string
+}
+
+/** Control bytes queued (pongs, RSTs) beyond which the read loop stops reading the link. */
+const MAX_CONTROL_BACKLOG = 1024 * 1024
+
+/** How long a dying session's writer may take to flush its last frames (GO_AWAY) before the link is closed. */
+const FLUSH_TIMEOUT_MILLIS = 1_000
+
+class SessionCore implements StreamHost {
+  readonly config: SessionConfig
+  readonly streams = new Map<number, MuxStream>()
+  readonly outbox: Outbox
+  readonly decoder: Decoder
+  readonly acceptQueue: Array<MuxStream> = []
+  readonly acceptSignal = new Signal()
+  readonly openSignal = new Signal()
+  readonly readGate = new Signal()
+  readonly drainSignal = new Signal()
+  readonly openTimers = new Set<MuxStream>()
+  readonly closeTimers = new Set<MuxStream>()
+  readonly pings = new Map<number, { readonly sentAt: number; readonly done: Deferred.Deferred<number, MuxError> }>()
+  readonly done = Deferred.makeUnsafe<MuxError>()
+  readonly client: boolean
+  readonly clock: Clock.Clock
+  readonly onEvent: ((event: SessionEvent) => void) | undefined
+  readonly transport: Transport
+  nextId: number
+  maxPeerId = 0
+  nextPing = 1
+  unacked = 0
+  bufferedBytes = 0
+  lastReceived: number
+  goAwayReceived = false
+  goAwaySent = false
+  fault: MuxError | undefined = undefined
+  /** The session ended cleanly: flush queued control frames (GO_AWAY) and close, rather than reset. */
+  graceful = false
+
+  constructor(transport: Transport, config: SessionConfig, options: SessionOptions, clock: Clock.Clock) {
+    this.transport = transport
+    this.config = config
+    this.client = options.client
+    this.onEvent = options.onEvent
+    this.clock = clock
+    this.nextId = options.client ? 1 : 2
+    this.outbox = new Outbox(config.maxFrameSize, config.maxBatchBytes)
+    this.decoder = new Decoder({ validate: (h) => this.validate(h) })
+    this.lastReceived = clock.currentTimeMillisUnsafe()
+  }
+
+  // StreamHost ----------------------------------------------------------------------------------
+
+  control(type: FrameType, flags: number, streamId: number, length: number): void {
+    if (this.fault === undefined) this.outbox.pushControl(type, flags, streamId, length)
+  }
+
+  ready(stream: MuxStream): void {
+    if (this.fault === undefined) this.outbox.ready(stream)
+  }
+
+  release(stream: MuxStream): void {
+    if (this.streams.get(stream.id) !== stream) return
+    this.streams.delete(stream.id)
+    if (stream.local && !stream.acked) this.unacked--
+    this.openTimers.delete(stream)
+    this.closeTimers.delete(stream)
+    if (stream.recvBuffered > 0) this.consumed(stream.recvBuffered)
+    this.openSignal.notify()
+    if (this.streams.size === 0) this.drainSignal.notify()
+    this.onEvent?.({ _tag: "StreamClosed", streamId: stream.id, reset: stream.state === "Reset" })
+  }
+
+  consumed(bytes: number): void {
+    const wasPaused = this.bufferedBytes > this.config.maxSessionBuffer
+    this.bufferedBytes -= bytes
+    if (wasPaused && this.bufferedBytes <= this.config.maxSessionBuffer) this.readGate.notify()
+  }
+
+  closing(stream: MuxStream): void {
+    if (this.fault !== undefined || stream.state !== "LocalClosed") return
+    stream.deadline = this.clock.currentTimeMillisUnsafe() + this.config.closeTimeoutMillis
+    this.closeTimers.add(stream)
+  }
+
+  failure(): MuxError | undefined {
+    return this.fault
+  }
+
+  // Inbound -------------------------------------------------------------------------------------
+
+  /** Header-time check: DATA must fit the stream's receive window. */
+  validate(h: Header): FrameError | undefined {
+    if (h.type !== FrameType.Data || h.length === 0) return undefined
+    const s = this.streams.get(h.streamId)
+    const window = s !== undefined ? s.recvWindow : (h.flags & Flags.SYN) !== 0 ? INITIAL_WINDOW : undefined
+    if (window !== undefined && h.length > window) {
+      return new FrameError(
+        "WindowExceeded",
+        `stream ${h.streamId}: DATA of ${h.length} bytes exceeds the receive window of ${window}`,
+        h.streamId
+      )
+    }
+    return undefined
+  }
+
+  /** Decodes and routes every complete frame in `chunk`; returns a protocol failure, if any. */
+  feed(chunk: Uint8Array): MuxError | undefined {
+    this.lastReceived = this.clock.currentTimeMillisUnsafe()
+    this.decoder.push(chunk)
+    while (this.fault === undefined) {
+      const frame = this.decoder.next()
+      if (frame === undefined) return undefined
+      if (frame instanceof FrameError) return frameFailure(frame, this.streams.get(frame.streamId))
+      const error = this.route(frame)
+      if (error !== undefined) return error
+    }
+    return undefined
+  }
+
+  route(frame: Frame): MuxError | undefined {
+    switch (frame.type) {
+      case FrameType.Data:
+      case FrameType.WindowUpdate:
+        return this.routeStream(frame)
+      case FrameType.Ping:
+        if ((frame.flags & Flags.SYN) !== 0) {
+          this.control(FrameType.Ping, Flags.ACK, 0, frame.length)
+        } else if ((frame.flags & Flags.ACK) !== 0) {
+          const pending = this.pings.get(frame.length)
+          // An unsolicited pong is ignored (design choice: hashicorp does the same).
+          if (pending !== undefined) {
+            this.pings.delete(frame.length)
+            Deferred.doneUnsafe(pending.done, Exit.succeed(this.clock.currentTimeMillisUnsafe() - pending.sentAt))
+          }
+        }
+        return undefined
+      default:
+        return this.remoteGoAway(frame.length)
+    }
+  }
+
+  remoteGoAway(code: number): MuxError | undefined {
+    this.onEvent?.({ _tag: "GoAwayReceived", code })
+    if (code !== GoAwayCode.Normal) return muxError(new RemoteGoAway({ code }))
+    this.goAwayReceived = true
+    this.openSignal.notify()
+    this.acceptSignal.notify()
+    return undefined
+  }
+
+  routeStream(frame: Frame): MuxError | undefined {
+    const id = frame.streamId
+    const flags = frame.flags
+    let s = this.streams.get(id)
+    if ((flags & Flags.SYN) !== 0) {
+      if (s !== undefined) return protocolError("DuplicateSyn", `SYN for stream ${id}, which is already open`, id)
+      if ((id & 1) === (this.client ? 1 : 0)) {
+        return protocolError("BadStreamId", `SYN for stream ${id}, which has this side's parity`, id)
+      }
+      if (id > this.maxPeerId) this.maxPeerId = id
+      if (
+        this.goAwaySent ||
+        this.acceptQueue.length >= this.config.acceptBacklog ||
+        this.streams.size >= this.config.maxStreams
+      ) {
+        // Refused: RST now; the frame's flags and payload go nowhere.
+        this.control(FrameType.WindowUpdate, Flags.RST, id, 0)
+        return undefined
+      }
+      s = new MuxStream(this, id, false, "SynReceived", INITIAL_WINDOW, INITIAL_WINDOW)
+      this.streams.set(id, s)
+      this.acceptQueue.push(s)
+      this.acceptSignal.notify()
+      this.onEvent?.({ _tag: "StreamOpened", streamId: id, local: false })
+    } else if (s === undefined) {
+      const ours = (id & 1) === (this.client ? 1 : 0)
+      if (ours ? id >= this.nextId : id > this.maxPeerId) {
+        return protocolError("UnknownStream", `frame for stream ${id}, which was never opened`, id)
+      }
+      // A late frame for a stream that is gone: dropped.
+      return undefined
+    }
+    if (frame.type === FrameType.WindowUpdate && !s.onCredit(frame.length)) {
+      return protocolError("WindowOverflow", `stream ${id}: send window credit overflows 2^32-1`, id)
+    }
+    if ((flags & Flags.ACK) !== 0 && s.local && !s.acked) {
+      s.acked = true
+      this.unacked--
+      this.openTimers.delete(s)
+      this.openSignal.notify()
+      s.apply("RecvAck")
+    }
+    if (frame.type === FrameType.Data && frame.length > 0) {
+      if (s.state === "RemoteClosed" || s.state === "Closed") {
+        // DATA after the peer's own FIN: that stream is broken, the session is not.
+        s.resetNow(true)
+        return undefined
+      }
+      if (!s.readerGone) this.bufferedBytes += frame.length
+      s.onData(frame.payload)
+    }
+    if ((flags & Flags.FIN) !== 0) s.apply("RecvFin")
+    if ((flags & Flags.RST) !== 0) s.apply("RecvRst")
+    return undefined
+  }
+
+  // Local operations ----------------------------------------------------------------------------
+
+  tryOpen(): MuxStream | MuxError | undefined {
+    if (this.fault !== undefined) return this.fault
+    if (this.goAwayReceived) return muxError(new RemoteGoAway({ code: GoAwayCode.Normal }))
+    if (this.goAwaySent) return muxError(new SessionClosed({ message: "the session is closing" }))
+    if (this.unacked >= this.config.maxUnackedOpens || this.streams.size >= this.config.maxStreams) return undefined
+    const id = this.nextId
+    if (id > MAX_STREAM_ID) return muxError(new StreamsExhausted())
+    this.nextId += 2
+    const s = new MuxStream(this, id, true, "SynSent", this.config.maxWindow, INITIAL_WINDOW)
+    this.streams.set(id, s)
+    this.unacked++
+    s.deadline = this.clock.currentTimeMillisUnsafe() + this.config.openTimeoutMillis
+    this.openTimers.add(s)
+    this.control(FrameType.WindowUpdate, Flags.SYN, id, this.config.maxWindow - INITIAL_WINDOW)
+    this.onEvent?.({ _tag: "StreamOpened", streamId: id, local: true })
+    return s
+  }
+
+  tryAccept(): MuxStream | MuxError | undefined {
+    while (this.acceptQueue.length > 0) {
+      const s = this.acceptQueue.shift()!
+      if (s.state === "Reset") continue
+      s.apply("SendAck")
+      const delta = this.config.maxWindow - INITIAL_WINDOW
+      s.recvWindow += delta
+      this.control(FrameType.WindowUpdate, Flags.ACK, s.id, delta)
+      return s
+    }
+    if (this.fault !== undefined) return this.fault
+    if (this.goAwayReceived) return muxError(new RemoteGoAway({ code: GoAwayCode.Normal }))
+    if (this.goAwaySent) return muxError(new SessionClosed({ message: "the session is closing" }))
+    return undefined
+  }
+
+  sendGoAway(): void {
+    if (this.goAwaySent || this.fault !== undefined) return
+    this.goAwaySent = true
+    this.control(FrameType.GoAway, 0, 0, GoAwayCode.Normal)
+    // Streams still waiting in the backlog will never be accepted now.
+    for (const s of this.acceptQueue) s.resetNow(false)
+    this.acceptQueue.length = 0
+    this.acceptSignal.notify()
+    this.openSignal.notify()
+  }
+
+  /**
+   * Ends the session: every stream and waiter fails with `error`. Idempotent. `goAwayCode` is sent
+   * first when given; `graceful` closes the link after flushing instead of resetting it.
+   */
+  die(error: MuxError, goAwayCode: number | undefined, graceful: boolean): void {
+    if (this.fault !== undefined) return
+    this.graceful = graceful || goAwayCode !== undefined
+    if (goAwayCode !== undefined) this.outbox.pushControl(FrameType.GoAway, 0, 0, goAwayCode)
+    this.fault = error
+    for (const s of this.streams.values()) s.failWith(error)
+    this.streams.clear()
+    this.acceptQueue.length = 0
+    this.openTimers.clear()
+    this.closeTimers.clear()
+    this.unacked = 0
+    this.bufferedBytes = 0
+    for (const p of this.pings.values()) Deferred.doneUnsafe(p.done, Exit.fail(error))
+    this.pings.clear()
+    this.acceptSignal.notify()
+    this.openSignal.notify()
+    this.readGate.notify()
+    this.drainSignal.notify()
+    this.outbox.signal.notify()
+    Deferred.doneUnsafe(this.done, Exit.succeed(error))
+    this.onEvent?.({ _tag: "SessionClosed", error })
+  }
+
+  /** Resets streams whose open or close deadline has passed. */
+  sweep(now: number): void {
+    for (const s of this.openTimers) {
+      if (s.deadline > now) break
+      this.openTimers.delete(s)
+      s.failOpen(muxError(new OpenTimeout({ streamId: s.id, timeoutMillis: this.config.openTimeoutMillis })))
+    }
+    for (const s of this.closeTimers) {
+      if (s.deadline > now) break
+      this.closeTimers.delete(s)
+      s.resetNow(false)
+    }
+  }
+
+  get readPaused(): boolean {
+    return this.bufferedBytes > this.config.maxSessionBuffer || this.outbox.controlBytes > MAX_CONTROL_BACKLOG
+  }
+}
+
+const protocolError = (kind: string, message: string, streamId: number): MuxError =>
+  muxError(new ProtocolError({ kind, message, streamId }))
+
+const frameFailure = (error: FrameError, stream: MuxStream | undefined): MuxError =>
+  error.kind === "WindowExceeded"
+    ? muxError(
+        new WindowExceeded({
+          streamId: error.streamId,
+          length: Number(/of (\d+) bytes/.exec(error.message)?.[1] ?? 0),
+          window: stream?.recvWindow ?? INITIAL_WINDOW
+        })
+      )
+    : protocolError(error.kind, error.message, error.streamId)
+
+const transportFailure = (error: TransportError): MuxError =>
+  muxError(new TransportFailed({ message: error.message, cause: error }))
+
+/**
+ * Starts a session over `transport`. The session lives as long as the scope: closing the scope
+ * closes the session gracefully (GO_AWAY(0), drain, close the link).
+ */
+export const make = Effect.fnUntraced(function* (
+  transport: Transport,
+  options: SessionOptions
+): Effect.fn.Return<Session, ConfigError, Scope.Scope> {
+  const config = yield* makeSessionConfig(options.config)
+  const clock = yield* Clock.Clock
+  const core = new SessionCore(transport, config, options, clock)
+  const scope = yield* Effect.scope
+
+  const readLoop = Effect.gen(function* () {
+    while (core.fault === undefined) {
+      if (core.readPaused) {
+        yield* core.readGate.wait
+        continue
+      }
+      const chunk = yield* transport.read
+      if (chunk === null) {
+        core.die(muxError(new SessionClosed({ message: "the peer closed the link" })), undefined, true)
+        return
+      }
+      const error = core.feed(chunk)
+      if (error !== undefined) core.die(error, error.goAwayCode, false)
+    }
+  }).pipe(
+    Effect.catch((error: TransportError) => Effect.sync(() => core.die(transportFailure(error), undefined, false)))
+  )
+
+  const writeLoop = Effect.gen(function* () {
+    while (core.fault === undefined || core.graceful) {
+      if (!core.outbox.hasWork) {
+        if (core.fault !== undefined) return
+        yield* core.outbox.signal.wait
+        continue
+      }
+      const batch = core.outbox.takeBatch()
+      if (!core.readPaused) core.readGate.notify()
+      if (batch.length > 0) yield* transport.write(batch)
+    }
+  }).pipe(
+    Effect.catch((error: TransportError) => Effect.sync(() => core.die(transportFailure(error), undefined, false)))
+  )
+
+  const ping: Effect.Effect<number, MuxError> = Effect.suspend(() => {
+    if (core.fault !== undefined) return Effect.fail(core.fault)
+    const opaque = core.nextPing
+    core.nextPing = (core.nextPing + 1) >>> 0 || 1
+    const done = Deferred.makeUnsafe<number, MuxError>()
+    core.pings.set(opaque, { sentAt: clock.currentTimeMillisUnsafe(), done })
+    core.control(FrameType.Ping, Flags.SYN, 0, opaque)
+    return Deferred.await(done).pipe(Effect.onInterrupt(() => Effect.sync(() => core.pings.delete(opaque))))
+  })
+
+  const keepalive = Effect.gen(function* () {
+    const interval = config.keepaliveIntervalMillis
+    while (core.fault === undefined) {
+      const idle = clock.currentTimeMillisUnsafe() - core.lastReceived
+      if (idle < interval) {
+        yield* Effect.sleep(interval - idle)
+        continue
+      }
+      const answered = yield* ping.pipe(
+        Effect.timeoutOption(config.keepaliveTimeoutMillis),
+        Effect.catch(() => Effect.succeedNone)
+      )
+      if (answered._tag === "None" && core.fault === undefined) {
+        core.die(muxError(new KeepaliveTimeout({ timeoutMillis: config.keepaliveTimeoutMillis })), undefined, false)
+      }
+    }
+  })
+
+  const timers = Effect.gen(function* () {
+    while (core.fault === undefined) {
+      yield* Effect.sleep(config.timerResolutionMillis)
+      core.sweep(clock.currentTimeMillisUnsafe())
+    }
+  })
+
+  const openUnscoped: Effect.Effect<MuxStream, MuxError> = Effect.suspend(function loop(): Effect.Effect<
+    MuxStream,
+    MuxError
+  > {
+    const result = core.tryOpen()
+    if (result === undefined) return Effect.flatMap(core.openSignal.wait, loop)
+    return result instanceof MuxStream ? Effect.succeed(result) : Effect.fail(result)
+  })
+
+  const acceptUnscoped: Effect.Effect<MuxStream, MuxError> = Effect.suspend(function loop(): Effect.Effect<
+    MuxStream,
+    MuxError
+  > {
+    const result = core.tryAccept()
+    if (result === undefined) return Effect.flatMap(core.acceptSignal.wait, loop)
+    return result instanceof MuxStream ? Effect.succeed(result) : Effect.fail(result)
+  })
+
+  const awaitDrained: Effect.Effect<void> = Effect.suspend(function loop(): Effect.Effect<void> {
+    if (core.streams.size === 0 || core.fault !== undefined) return Effect.void
+    return Effect.flatMap(core.drainSignal.wait, loop)
+  })
+
+  const readFiber = yield* Effect.forkIn(readLoop, scope)
+  const writeFiber = yield* Effect.forkIn(writeLoop, scope)
+  const fibers = [readFiber, writeFiber]
+  if (config.keepaliveIntervalMillis > 0) fibers.push(yield* Effect.forkIn(keepalive, scope))
+  fibers.push(yield* Effect.forkIn(timers, scope))
+
+  // Once the session is dead, however it died, the link goes: flushed and closed if the end was
+  // clean, reset otherwise. The writer gets a bounded moment to flush (a peer that stopped reading
+  // must not hold the link open).
+  const reaper = yield* Effect.forkIn(
+    Effect.gen(function* () {
+      yield* Deferred.await(core.done)
+      if (core.graceful) yield* Fiber.await(writeFiber).pipe(Effect.timeoutOption(FLUSH_TIMEOUT_MILLIS))
+      yield* Fiber.interruptAll(fibers)
+      yield* core.graceful ? transport.close : transport.reset
+    }),
+    scope
+  )
+
+  const close: Effect.Effect<void> = Effect.gen(function* () {
+    if (core.fault === undefined) {
+      core.sendGoAway()
+      yield* awaitDrained.pipe(Effect.timeoutOption(config.drainTimeoutMillis))
+      core.die(muxError(new SessionClosed({ message: "the session was closed" })), undefined, true)
+    }
+    yield* Fiber.await(reaper)
+  })
+
+  const abort: Effect.Effect<void> = Effect.gen(function* () {
+    core.die(muxError(new SessionClosed({ message: "the session was aborted" })), undefined, false)
+    yield* Fiber.await(reaper)
+  })
+
+  yield* Effect.addFinalizer(() => close)
+
+  return {
+    open: Effect.flatMap(openUnscoped, scopedStream),
+    openUnscoped,
+    accept: Effect.flatMap(acceptUnscoped, scopedStream),
+    acceptUnscoped,
+    ping,
+    goAway: Effect.sync(() => core.sendGoAway()),
+    close,
+    abort,
+    await: Deferred.await(core.done),
+    isClosed: () => core.fault !== undefined,
+    isOpen: () => core.fault === undefined && !core.goAwayReceived && !core.goAwaySent,
+    stats: () => ({
+      streams: core.streams.size,
+      acceptBacklog: core.acceptQueue.length,
+      unackedOpens: core.unacked,
+      bufferedBytes: core.bufferedBytes,
+      pendingPings: core.pings.size,
+      waiters: core.acceptSignal.size + core.openSignal.size + core.drainSignal.size
+    }),
+    config,
+    remoteAddress: transport.remoteAddress
+  } satisfies Session
+})

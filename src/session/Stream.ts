@@ -1,0 +1,366 @@
+/**
+ * A multiplexed stream: one client's bytes, both ways, with its own credit windows.
+ *
+ * Invariants:
+ * - The receive buffer never holds more than the window granted to the peer: DATA is checked
+ *   against `recvWindow` at header time (by the session) before it reaches {@link MuxStream.onData}.
+ * - Credit is returned (WINDOW_UPDATE) once half the window has been consumed by the reader, so a
+ *   reader that stops reading stops its peer after at most one window — and stalls nobody else.
+ * - `write` queues bytes for the session's writer and waits only while more than
+ *   `writeBufferSize` bytes are queued; the writer frames them as the peer's window allows.
+ * - Every wait ends when the stream is reset, the session dies, or the fiber is interrupted.
+ * - State changes go through {@link transition} only.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Exit, type Scope } from "effect"
+import { Flags, FrameType } from "../protocol/Constants.ts"
+import type { Transport } from "../transport/Transport.ts"
+import type { SessionConfig } from "./Config.ts"
+import { type MuxError, muxError, StreamClosed, StreamReset } from "./MuxError.ts"
+import { Signal } from "./Signal.ts"
+import { canReceive, canWrite, isTerminal, type StreamState, transition } from "./StreamState.ts"
+
+/** What a stream needs from its session; implemented by the session core. */
+export interface StreamHost {
+  readonly config: SessionConfig
+  /** Queues a control frame (header only) ahead of all data. */
+  control(type: FrameType, flags: number, streamId: number, length: number): void
+  /** The stream has DATA or a FIN that the writer may send. */
+  ready(stream: MuxStream): void
+  /** The stream reached a terminal state: drop it from the registry. */
+  release(stream: MuxStream): void
+  /** The stream sent its FIN: start its close timeout. */
+  closing(stream: MuxStream): void
+  /** `bytes` left a receive buffer (session-wide accounting). */
+  consumed(bytes: number): void
+  /** The reason the session died, once it has. */
+  failure(): MuxError | undefined
+}
+
+const EMPTY: Array<Uint8Array> = []
+
+/** A multiplexed stream. As a {@link Transport} it plugs into the same pumps as a socket. */
+export class MuxStream implements Transport<MuxError> {
+  /** The yamux stream id. */
+  readonly id: number
+  /** Whether this side opened the stream. */
+  readonly local: boolean
+  /** Where the stream comes from, for logs. */
+  readonly remoteAddress: string
+  /** @internal */
+  readonly host: StreamHost
+  /** Current lifecycle state. */
+  state: StreamState
+  /** Whether the peer has ACKed (for locally opened streams). */
+  acked: boolean
+
+  /** @internal credit the peer still has for sending to us */
+  recvWindow: number
+  /** @internal consumed bytes not yet returned as credit */
+  private pendingCredit = 0
+  /** @internal */
+  private recvQueue: Array<Uint8Array> = EMPTY
+  private recvHead = 0
+  /** @internal bytes buffered for the reader */
+  recvBuffered = 0
+  /** @internal set once nobody will read again: data is discarded and credited at once */
+  readerGone = false
+
+  /** @internal credit we have for sending to the peer */
+  sendWindow: number
+  /** @internal queued outbound chunks, consumed from `outHead`/`outOffset` */
+  outQueue: Array<Uint8Array> = EMPTY
+  /** @internal */
+  outHead = 0
+  /** @internal */
+  outOffset = 0
+  /** @internal bytes queued and not yet framed */
+  outQueued = 0
+  /** @internal a FIN is to follow the queued bytes */
+  finPending = false
+  /** @internal the stream sits in the writer's round-robin ring */
+  inReady = false
+  /** @internal a deadline (ms) for the open or close timeout, 0 when none */
+  deadline = 0
+
+  private failure: MuxError | undefined = undefined
+  private readSignal: Signal | undefined = undefined
+  private writeSignal: Signal | undefined = undefined
+
+  constructor(
+    host: StreamHost,
+    id: number,
+    local: boolean,
+    state: StreamState,
+    recvWindow: number,
+    sendWindow: number
+  ) {
+    this.host = host
+    this.id = id
+    this.local = local
+    this.state = state
+    this.acked = !local
+    this.recvWindow = recvWindow
+    this.sendWindow = sendWindow
+    this.remoteAddress = `stream ${id}`
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Public API (Effect)
+  // ---------------------------------------------------------------------------------------------
+
+  /** Next bytes from the peer, `null` once the peer has sent FIN and everything was read. */
+  readonly read: Effect.Effect<Uint8Array | null, MuxError> = Effect.suspend(() => this.readLoop())
+
+  /** Queues bytes for sending; waits while more than `writeBufferSize` bytes are queued. */
+  write(chunks: ReadonlyArray<Uint8Array>): Effect.Effect<void, MuxError> {
+    return Effect.suspend(() => {
+      const refused = this.writeRefusal()
+      if (refused !== undefined) return Effect.fail(refused)
+      let added = 0
+      for (let i = 0; i < chunks.length; i++) {
+        const chunk = chunks[i]!
+        if (chunk.length === 0) continue
+        if (this.outQueue === EMPTY) this.outQueue = []
+        this.outQueue.push(chunk)
+        added += chunk.length
+      }
+      if (added === 0) return Effect.void
+      this.outQueued += added
+      if (this.sendWindow > 0) this.host.ready(this)
+      return this.outQueued > this.host.config.writeBufferSize ? this.awaitDrained() : Effect.void
+    })
+  }
+
+  /** Sends FIN after the queued bytes: the peer reads EOF; we may still read. */
+  readonly closeWrite: Effect.Effect<void> = Effect.sync(() => this.finish())
+
+  /** FIN, then waits for the peer's FIN; resets the stream if that takes longer than the close timeout. */
+  readonly close: Effect.Effect<void> = Effect.suspend(() => {
+    this.finish()
+    return this.awaitTerminal().pipe(
+      Effect.timeoutOrElse({
+        duration: this.host.config.closeTimeoutMillis,
+        orElse: () => Effect.sync(() => this.resetNow(false))
+      })
+    )
+  })
+
+  /** Aborts the stream both ways (RST). */
+  readonly reset: Effect.Effect<void> = Effect.sync(() => this.resetNow(false))
+
+  /** Reads everything until the peer's FIN (for tests and small handlers). */
+  readonly readAll: Effect.Effect<Uint8Array, MuxError> = Effect.gen({ self: this }, function* () {
+    const parts: Array<Uint8Array> = []
+    let total = 0
+    while (true) {
+      const chunk = yield* this.read
+      if (chunk === null) break
+      parts.push(chunk)
+      total += chunk.length
+    }
+    const out = new Uint8Array(total)
+    let offset = 0
+    for (const part of parts) {
+      out.set(part, offset)
+      offset += part.length
+    }
+    return out
+  })
+
+  // ---------------------------------------------------------------------------------------------
+  // Waiting
+  // ---------------------------------------------------------------------------------------------
+
+  private readLoop(): Effect.Effect<Uint8Array | null, MuxError> {
+    const chunk = this.takeChunk()
+    if (chunk !== undefined) return Effect.succeed(chunk)
+    if (this.failure !== undefined) return Effect.fail(this.failure)
+    if (!canReceive(this.state)) return Effect.succeed(null)
+    if (this.readSignal === undefined) this.readSignal = new Signal()
+    return Effect.flatMap(this.readSignal.wait, () => this.readLoop())
+  }
+
+  private awaitDrained(): Effect.Effect<void, MuxError> {
+    if (this.failure !== undefined) return Effect.fail(this.failure)
+    if (this.outQueued <= this.host.config.writeBufferSize) return Effect.void
+    if (this.writeSignal === undefined) this.writeSignal = new Signal()
+    return Effect.flatMap(this.writeSignal.wait, () => this.awaitDrained())
+  }
+
+  private awaitTerminal(): Effect.Effect<void> {
+    if (isTerminal(this.state)) return Effect.void
+    if (this.readSignal === undefined) this.readSignal = new Signal()
+    return Effect.flatMap(this.readSignal.wait, () => this.awaitTerminal())
+  }
+
+  private writeRefusal(): MuxError | undefined {
+    if (this.failure !== undefined) return this.failure
+    if (!canWrite(this.state) || this.finPending) return muxError(new StreamClosed({ streamId: this.id }))
+    return undefined
+  }
+
+  private takeChunk(): Uint8Array | undefined {
+    if (this.recvHead === this.recvQueue.length) return undefined
+    const chunk = this.recvQueue[this.recvHead]!
+    this.recvQueue[this.recvHead] = chunk.subarray(0, 0)
+    this.recvHead++
+    if (this.recvHead === this.recvQueue.length) {
+      this.recvQueue = EMPTY
+      this.recvHead = 0
+    }
+    this.consume(chunk.length)
+    return chunk
+  }
+
+  private consume(n: number): void {
+    this.recvBuffered -= n
+    this.host.consumed(n)
+    this.pendingCredit += n
+    if (this.pendingCredit >= this.host.config.maxWindow >>> 1 && canReceive(this.state)) {
+      this.host.control(FrameType.WindowUpdate, 0, this.id, this.pendingCredit)
+      this.recvWindow += this.pendingCredit
+      this.pendingCredit = 0
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Events from the session core (synchronous)
+  // ---------------------------------------------------------------------------------------------
+
+  /** @internal DATA arrived (already checked against `recvWindow`). */
+  onData(payload: Uint8Array): void {
+    if (payload.length === 0) return
+    this.recvWindow -= payload.length
+    if (this.readerGone) {
+      this.pendingCredit += payload.length
+      this.consumeDiscarded()
+      return
+    }
+    if (this.recvQueue === EMPTY) this.recvQueue = []
+    this.recvQueue.push(payload)
+    this.recvBuffered += payload.length
+    this.readSignal?.notify()
+  }
+
+  private consumeDiscarded(): void {
+    if (this.pendingCredit >= this.host.config.maxWindow >>> 1 && canReceive(this.state)) {
+      this.host.control(FrameType.WindowUpdate, 0, this.id, this.pendingCredit)
+      this.recvWindow += this.pendingCredit
+      this.pendingCredit = 0
+    }
+  }
+
+  /** @internal The peer granted `delta` more bytes; returns false if the window would overflow. */
+  onCredit(delta: number): boolean {
+    if (delta === 0) return true
+    const next = this.sendWindow + delta
+    if (next > 0xffff_ffff) return false
+    const wasBlocked = this.sendWindow <= 0
+    this.sendWindow = next
+    if (wasBlocked && this.outQueued > 0) this.host.ready(this)
+    return true
+  }
+
+  /** @internal Applies a lifecycle event; returns the outcome for the session to act on. */
+  apply(event: "RecvAck" | "RecvFin" | "RecvRst" | "SendAck"): "ok" | "ignore" | "reset" | "refuse" {
+    const t = transition(this.state, event)
+    if (t.outcome !== "ok") return t.outcome
+    this.state = t.state
+    if (event === "RecvAck") this.acked = true
+    if (event === "RecvRst") {
+      this.failWith(muxError(new StreamReset({ streamId: this.id, remote: true })))
+      this.host.release(this)
+      return "ok"
+    }
+    if (event === "RecvFin") this.readSignal?.notify()
+    if (isTerminal(this.state)) this.host.release(this)
+    return "ok"
+  }
+
+  /** @internal The writer framed `n` queued bytes. */
+  drained(n: number): void {
+    this.outQueued -= n
+    this.sendWindow -= n
+    if (this.outQueued <= this.host.config.writeBufferSize) this.writeSignal?.notify()
+  }
+
+  /** @internal The writer sent our FIN. */
+  finSent(): void {
+    this.finPending = false
+  }
+
+  /** @internal The session died: every pending and future operation fails with `error`. */
+  failWith(error: MuxError): void {
+    if (this.failure === undefined) this.failure = error
+    this.state = "Reset"
+    this.recvQueue = EMPTY
+    this.recvHead = 0
+    this.outQueue = EMPTY
+    this.outHead = 0
+    this.outOffset = 0
+    this.outQueued = 0
+    this.finPending = false
+    this.readSignal?.notify()
+    this.writeSignal?.notify()
+  }
+
+  /** Half-closes the write side (idempotent; refused silently once reset). */
+  finish(): void {
+    if (this.finPending || !canWrite(this.state)) return
+    const t = transition(this.state, "SendFin")
+    if (t.outcome !== "ok") return
+    this.state = t.state
+    this.finPending = true
+    this.host.ready(this)
+    if (isTerminal(this.state)) this.host.release(this)
+    else this.host.closing(this)
+  }
+
+  /** @internal Sends RST (unless the session is dead) and fails local operations. */
+  resetNow(remoteCause: boolean): void {
+    if (this.state === "Reset" || this.state === "Closed") return
+    if (this.host.failure() === undefined) this.host.control(FrameType.WindowUpdate, Flags.RST, this.id, 0)
+    this.failWith(muxError(new StreamReset({ streamId: this.id, remote: remoteCause })))
+    this.host.release(this)
+  }
+
+  /** @internal The peer never ACKed: RST this stream and fail its operations with `error`. */
+  failOpen(error: MuxError): void {
+    if (isTerminal(this.state)) return
+    if (this.host.failure() === undefined) this.host.control(FrameType.WindowUpdate, Flags.RST, this.id, 0)
+    this.failWith(error)
+    this.host.release(this)
+  }
+
+  /** @internal Ends the reader's interest: unread bytes are dropped, later ones credited at once. */
+  abandonReads(): void {
+    this.readerGone = true
+    if (this.recvBuffered > 0) {
+      const n = this.recvBuffered
+      this.recvQueue = EMPTY
+      this.recvHead = 0
+      this.recvBuffered = 0
+      this.host.consumed(n)
+      this.pendingCredit += n
+      this.consumeDiscarded()
+    }
+  }
+}
+
+/**
+ * Ties a stream to a scope: normal exit sends FIN (the stream lingers until the peer's FIN or the
+ * close timeout), any other exit sends RST.
+ */
+export const scopedStream = (stream: MuxStream): Effect.Effect<MuxStream, never, Scope.Scope> =>
+  Effect.acquireRelease(Effect.succeed(stream), (s, exit) =>
+    Effect.sync(() => {
+      if (Exit.isSuccess(exit)) {
+        s.finish()
+        s.abandonReads()
+      } else {
+        s.resetNow(false)
+      }
+    })
+  )

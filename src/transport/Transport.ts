@@ -1,0 +1,43 @@
+/**
+ * The byte pipe a session runs over.
+ *
+ * Invariants:
+ * - `read` is pull-based: the adapter stops reading from the OS while nobody pulls, so a session
+ *   whose buffers are full exerts backpressure all the way to the peer's socket.
+ * - `read` returns `null` exactly once the peer has half-closed (EOF) and all bytes were delivered.
+ * - `write` completes once the bytes are accepted by the OS (or an in-memory peer) within the
+ *   adapter's high-water mark; it never resolves for bytes that were dropped.
+ * - `closeWrite` half-closes (TCP FIN); `close` ends both directions gracefully; `reset` aborts
+ *   (TCP RST where the runtime allows it). All three are idempotent and never fail.
+ * - Every operation is interruptible and ends promptly once the transport is closed or reset.
+ *
+ * @since 0.1.0
+ */
+import type { Effect } from "effect"
+import { Data } from "effect"
+
+/** Why a transport operation failed. */
+export class TransportError extends Data.TaggedError("TransportError")<{
+  readonly operation: "read" | "write" | "connect" | "listen" | "handshake"
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+/**
+ * A bidirectional byte pipe: a TCP socket, a TLS socket, an in-memory pair — or, with `E` set to the
+ * session's error, a multiplexed stream, so one pump serves both legs of a proxied connection.
+ */
+export interface Transport<E = TransportError> {
+  /** Next bytes from the peer; `null` at end of input. */
+  readonly read: Effect.Effect<Uint8Array | null, E>
+  /** Sends the chunks in order (gathered into as few OS writes as the runtime allows). */
+  readonly write: (chunks: ReadonlyArray<Uint8Array>) => Effect.Effect<void, E>
+  /** Half-closes the write side (TCP FIN). */
+  readonly closeWrite: Effect.Effect<void>
+  /** Closes both directions gracefully. */
+  readonly close: Effect.Effect<void>
+  /** Aborts the connection (TCP RST where supported). */
+  readonly reset: Effect.Effect<void>
+  /** A human-readable peer address for logs, e.g. `127.0.0.1:53122`. */
+  readonly remoteAddress: string
+}
