@@ -1,0 +1,49 @@
+/**
+ * Lifecycle events of links and streams, published on an Effect `PubSub` that logs and metrics
+ * subscribe to.
+ *
+ * Invariants: events describe lifecycle only (a link up or down, a stream opened or closed, a client
+ * refused) — never data, so the data path never touches the PubSub. Publishing never blocks: the
+ * PubSub slides (drops the oldest event) when a subscriber falls behind.
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer, PubSub } from "effect"
+
+/** One lifecycle event. `role` says which side of plait saw it. */
+export type PlaitEvent =
+  | { readonly _tag: "LinkUp"; readonly role: Role; readonly peer: string }
+  | { readonly _tag: "LinkDown"; readonly role: Role; readonly peer: string; readonly reason: string }
+  | { readonly _tag: "StreamOpened"; readonly role: Role; readonly peer: string; readonly streamId: number }
+  | {
+      readonly _tag: "StreamClosed"
+      readonly role: Role
+      readonly peer: string
+      readonly streamId: number
+      readonly reset: boolean
+    }
+  | { readonly _tag: "ClientRefused"; readonly role: Role; readonly peer: string; readonly reason: string }
+
+/** Which component published an event. */
+export type Role = "proxy" | "server" | "client"
+
+/** Events buffered per subscriber before the oldest are dropped. */
+export const EVENT_CAPACITY = 4096
+
+/** The event bus shared by the proxy, the server and their observers. */
+export class Events extends Context.Service<Events, PubSub.PubSub<PlaitEvent>>()("plait/observability/Events") {
+  /** A sliding PubSub: a slow subscriber loses old events, publishers never wait. */
+  static readonly layer: Layer.Layer<Events> = Layer.effect(Events, PubSub.sliding<PlaitEvent>(EVENT_CAPACITY))
+}
+
+/** Publishes from synchronous code (session callbacks); never blocks. */
+export const publish = (events: PubSub.PubSub<PlaitEvent>, event: PlaitEvent): void => {
+  PubSub.publishUnsafe(events, event)
+}
+
+/** The event bus if one is provided, else a private one nobody listens to. */
+export const current: Effect.Effect<PubSub.PubSub<PlaitEvent>> = Effect.serviceOption(Events).pipe(
+  Effect.flatMap((option) =>
+    option._tag === "Some" ? Effect.succeed(option.value) : PubSub.sliding<PlaitEvent>(EVENT_CAPACITY)
+  )
+)

@@ -1,0 +1,172 @@
+/**
+ * The proxy's persistent link to the server: a supervised, scoped resource that is redialled
+ * whenever it is lost.
+ *
+ * Invariants:
+ * - At most one session is *current* (open for new streams) at a time. A session that dies (TCP
+ *   error, keepalive timeout) or receives GO_AWAY stops being current at once; a new one is dialled
+ *   while the old one's streams finish or fail on their own.
+ * - Dialling retries forever by default with capped exponential backoff and jitter; each failed
+ *   attempt is logged with its reason.
+ * - A caller waiting for a session waits at most its bound, then gets a typed `LinkUnavailable`.
+ * - Closing the link's scope stops redialling and closes the current session gracefully.
+ *
+ * @since 0.1.0
+ */
+import { Deferred, Effect, Exit, Fiber, Schedule, Scope } from "effect"
+import * as Events from "../observability/Events.ts"
+import type { SessionConfig } from "../session/Config.ts"
+import * as Session from "../session/Session.ts"
+import { Signal } from "../session/Signal.ts"
+import type { Transport, TransportError } from "../transport/Transport.ts"
+import { LinkUnavailable, ProxyError } from "./ProxyError.ts"
+
+/** Backoff between dial attempts. */
+export interface RetryOptions {
+  /** First delay (default 100 ms). */
+  readonly initialMillis?: number
+  /** Largest delay before jitter (default 5 s). */
+  readonly maxMillis?: number
+  /** Give up after this many failed attempts (default: never). */
+  readonly maxAttempts?: number
+}
+
+/** Options of {@link make}. */
+export interface LinkOptions {
+  /** Dials the server once; the transport lives as long as the given scope. */
+  readonly dial: Effect.Effect<Transport, TransportError, Scope.Scope>
+  /** Describes the upstream in logs, e.g. `127.0.0.1:7001`. */
+  readonly upstream: string
+  readonly session?: Partial<SessionConfig>
+  readonly retry?: RetryOptions
+}
+
+/** The supervised link. */
+export interface Link {
+  /** The current session, waiting up to `waitMillis` for one to come up. */
+  readonly session: (waitMillis: number) => Effect.Effect<Session.Session, ProxyError>
+  /** The current session, if one is up. */
+  readonly current: () => Session.Session | undefined
+  /** How many sessions have been established so far. */
+  readonly generation: () => number
+}
+
+/** The dial schedule: capped exponential backoff with jitter, forever unless bounded. */
+export const retrySchedule = (options: RetryOptions = {}): Schedule.Schedule<unknown, unknown> => {
+  const base = Schedule.min([
+    Schedule.exponential(options.initialMillis ?? 100),
+    Schedule.spaced(options.maxMillis ?? 5_000)
+  ]).pipe(Schedule.jittered)
+  return options.maxAttempts === undefined ? base : base.pipe(Schedule.upTo({ times: options.maxAttempts - 1 }))
+}
+
+/** Starts the supervisor; the link lives as long as the scope. */
+export const make = Effect.fnUntraced(function* (options: LinkOptions) {
+  const events = yield* Events.current
+  const scope = yield* Effect.scope
+  const changed = new Signal()
+  let current: Session.Session | undefined
+  let generation = 0
+  let attempt = 0
+  let lastError = "not connected yet"
+
+  const dialWithRetry = (generationScope: Scope.Scope) =>
+    Effect.suspend(() => {
+      attempt++
+      return options.dial.pipe(Scope.provide(generationScope))
+    }).pipe(
+      Effect.tapError((error) =>
+        Effect.suspend(() => {
+          lastError = error.message
+          return Effect.logWarning(`link: dial attempt ${attempt} to ${options.upstream} failed: ${error.message}`)
+        })
+      ),
+      Effect.retry(retrySchedule(options.retry))
+    )
+
+  const runGeneration = Effect.gen(function* () {
+    const generationScope = yield* Scope.make()
+    generations.add(generationScope)
+    const transport = yield* dialWithRetry(generationScope)
+    const goAway = Deferred.makeUnsafe<void>()
+    const peer = transport.remoteAddress
+    const session = yield* Session.make(transport, {
+      client: true,
+      ...(options.session === undefined ? {} : { config: options.session }),
+      onEvent: (event) => {
+        switch (event._tag) {
+          case "GoAwayReceived":
+            Deferred.doneUnsafe(goAway, Exit.void)
+            return
+          case "StreamOpened":
+            return Events.publish(events, { _tag: "StreamOpened", role: "proxy", peer, streamId: event.streamId })
+          case "StreamClosed":
+            return Events.publish(events, {
+              _tag: "StreamClosed",
+              role: "proxy",
+              peer,
+              streamId: event.streamId,
+              reset: event.reset
+            })
+        }
+      }
+    }).pipe(Scope.provide(generationScope))
+    attempt = 0
+    generation++
+    current = session
+    changed.notify()
+    Events.publish(events, { _tag: "LinkUp", role: "proxy", peer })
+    yield* Effect.logInfo(`link: up to ${peer} (session ${generation})`)
+    const reason = yield* Effect.raceFirst(
+      Effect.map(session.await, (error) => error.message),
+      Effect.as(Deferred.await(goAway), "the server sent GO_AWAY")
+    )
+    current = undefined
+    lastError = reason
+    Events.publish(events, { _tag: "LinkDown", role: "proxy", peer, reason })
+    yield* Effect.logWarning(`link: down (${reason}); redialling ${options.upstream}`)
+    // The old session's streams drain or fail on their own; its scope closes when it is gone.
+    yield* Effect.forkIn(
+      Effect.andThen(
+        session.await,
+        Effect.suspend(() => {
+          generations.delete(generationScope)
+          return Scope.close(generationScope, Exit.void)
+        })
+      ),
+      scope
+    )
+  })
+
+  // Sessions live in scopes of their own so that shutdown can stop redialling before closing them.
+  const generations = new Set<Scope.Closeable>()
+  const supervisor = yield* Effect.forkIn(Effect.forever(runGeneration), scope)
+  yield* Effect.addFinalizer(() =>
+    Effect.gen(function* () {
+      yield* Fiber.interrupt(supervisor)
+      for (const generationScope of generations) yield* Scope.close(generationScope, Exit.void)
+      generations.clear()
+    })
+  )
+
+  const waitForSession: Effect.Effect<Session.Session> = Effect.suspend(
+    function loop(): Effect.Effect<Session.Session> {
+      if (current !== undefined && current.isOpen()) return Effect.succeed(current)
+      return Effect.flatMap(changed.wait, loop)
+    }
+  )
+
+  const link: Link = {
+    session: (waitMillis) =>
+      waitForSession.pipe(
+        Effect.timeoutOrElse({
+          duration: waitMillis,
+          orElse: () =>
+            Effect.fail(new ProxyError({ reason: new LinkUnavailable({ waitedMillis: waitMillis, lastError }) }))
+        })
+      ),
+    current: () => current,
+    generation: () => generation
+  }
+  return link
+})

@@ -1,0 +1,175 @@
+/**
+ * The proxy: accepts client TCP connections and carries each over its own stream of the one
+ * persistent link to the server.
+ *
+ * Invariants:
+ * - Each client connection is a fiber actor: it waits (bounded) for the link, opens a stream — the
+ *   SYN that registers its id with the server — and splices client and stream both ways with
+ *   backpressure end to end and half-close passed through.
+ * - A client whose stream fails (link lost, stream reset) is reset promptly, never left hanging; a
+ *   client that cannot get a link within `linkWaitMillis` is closed with a logged reason.
+ * - Shutdown stops accepting, lets open clients finish up to `drainMillis`, then resets the rest and
+ *   closes the link with GO_AWAY(0).
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Exit, FiberSet, Layer, Scope } from "effect"
+import * as Events from "../observability/Events.ts"
+import type { SessionConfig } from "../session/Config.ts"
+import { splice } from "../transport/Pipe.ts"
+import * as Tcp from "../transport/Tcp.ts"
+import type { Transport, TransportError } from "../transport/Transport.ts"
+import * as Link from "./Link.ts"
+import { ClientLimit, OpenFailed, ProxyError } from "./ProxyError.ts"
+
+/** Options of {@link make}. */
+export interface ProxyOptions {
+  /** Where clients connect (default 127.0.0.1:7000). */
+  readonly listen?: Tcp.TcpAddress
+  /** The server's link address (default 127.0.0.1:7001). */
+  readonly upstream?: Tcp.TcpAddress
+  /** Replaces the plain TCP dial (TLS, authentication). */
+  readonly dial?: Effect.Effect<Transport, TransportError, Scope.Scope>
+  readonly session?: Partial<SessionConfig>
+  readonly retry?: Link.RetryOptions
+  /** How long a new client waits for a link before it is closed (default 10 s). */
+  readonly linkWaitMillis?: number
+  /** Client connections carried at once; more are refused (default 10 000). */
+  readonly maxClients?: number
+  /** On shutdown, how long open clients may finish (default 10 s). */
+  readonly drainMillis?: number
+}
+
+/** Counters of a running proxy. */
+export interface ProxyStats {
+  /** Client connections open now. */
+  readonly clients: number
+  /** Client connections carried since start. */
+  readonly carried: number
+  /** Client connections refused or closed without a stream. */
+  readonly refused: number
+  /** Bytes from clients to the server, and back. */
+  readonly bytesUp: number
+  readonly bytesDown: number
+}
+
+/** A running proxy. */
+export interface ProxyService {
+  /** The bound client address (the real port when 0 was asked for). */
+  readonly address: Tcp.TcpAddress
+  /** The supervised link. */
+  readonly link: Link.Link
+  readonly stats: () => ProxyStats
+}
+
+/** Default client listen address. */
+export const DEFAULT_LISTEN: Tcp.TcpAddress = { host: "127.0.0.1", port: 7000 }
+/** Default server address. */
+export const DEFAULT_UPSTREAM: Tcp.TcpAddress = { host: "127.0.0.1", port: 7001 }
+
+/** Formats an address as `host:port` (IPv6 in brackets). */
+export const formatAddress = (address: Tcp.TcpAddress): string =>
+  address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
+
+/** Starts a proxy that lives as long as the scope. */
+export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
+  const listen = options.listen ?? DEFAULT_LISTEN
+  const upstream = options.upstream ?? DEFAULT_UPSTREAM
+  const linkWaitMillis = options.linkWaitMillis ?? 10_000
+  const maxClients = options.maxClients ?? 10_000
+  const drainMillis = options.drainMillis ?? 10_000
+  const events = yield* Events.current
+  const scope = yield* Effect.scope
+
+  const link = yield* Link.make({
+    dial: options.dial ?? Tcp.connect(upstream),
+    upstream: formatAddress(upstream),
+    ...(options.session === undefined ? {} : { session: options.session }),
+    ...(options.retry === undefined ? {} : { retry: options.retry })
+  })
+
+  let clients = 0
+  let carried = 0
+  let refused = 0
+  let bytesUp = 0
+  let bytesDown = 0
+
+  const refuse = (client: Transport, error: ProxyError) =>
+    Effect.gen(function* () {
+      refused++
+      Events.publish(events, {
+        _tag: "ClientRefused",
+        role: "proxy",
+        peer: client.remoteAddress,
+        reason: error.message
+      })
+      yield* Effect.logWarning(`closing client: ${error.message}`)
+      yield* error.reason._tag === "ClientLimit" ? client.reset : client.close
+    })
+
+  const carry = (client: Transport) =>
+    Effect.gen(function* () {
+      const session = yield* link.session(linkWaitMillis)
+      const stream = yield* session.openUnscoped.pipe(
+        Effect.mapError((cause) => new ProxyError({ reason: new OpenFailed({ cause }) }))
+      )
+      carried++
+      yield* Effect.logDebug(`stream ${stream.id} opened`)
+      const stats = { aToB: 0, bToA: 0 }
+      const exit = yield* Effect.exit(splice(client, stream, stats))
+      bytesUp += stats.aToB
+      bytesDown += stats.bToA
+      if (exit._tag === "Failure") {
+        yield* Effect.logDebug(`stream ${stream.id} ended with an error; client reset`, exit.cause)
+      } else {
+        yield* Effect.logDebug(`stream ${stream.id} closed (${stats.aToB} bytes up, ${stats.bToA} down)`)
+      }
+    }).pipe(Effect.catch((error: ProxyError) => refuse(client, error)))
+
+  const actor = (client: Transport) =>
+    Effect.suspend(() => {
+      if (clients >= maxClients)
+        return refuse(client, new ProxyError({ reason: new ClientLimit({ limit: maxClients }) }))
+      clients++
+      return carry(client).pipe(
+        Effect.ensuring(
+          Effect.suspend(() => {
+            clients--
+            return client.close
+          })
+        )
+      )
+    }).pipe(Effect.annotateLogs({ client: client.remoteAddress }))
+
+  const actors = yield* FiberSet.make<void, never>()
+  const listenerScope = yield* Scope.fork(scope)
+  const server = yield* Tcp.listen(listen).pipe(Scope.provide(listenerScope))
+  yield* Effect.logInfo(`proxy: listening on ${formatAddress(server.address)}, upstream ${formatAddress(upstream)}`)
+
+  const acceptLoop = Effect.forever(Effect.flatMap(server.accept, (client) => FiberSet.run(actors, actor(client))))
+  yield* Effect.forkIn(Effect.ignore(acceptLoop), scope)
+
+  yield* Effect.addFinalizer(() =>
+    Effect.gen(function* () {
+      yield* Scope.close(listenerScope, Exit.void)
+      if (clients > 0) {
+        yield* Effect.logInfo(`proxy: draining ${clients} client(s) for up to ${drainMillis} ms`)
+        yield* FiberSet.awaitEmpty(actors).pipe(Effect.timeoutOption(drainMillis))
+      }
+    })
+  )
+
+  const service: ProxyService = {
+    address: server.address,
+    link,
+    stats: () => ({ clients, carried, refused, bytesUp, bytesDown })
+  }
+  return service
+})
+
+/** The proxy as a service. */
+export class Proxy extends Context.Service<Proxy, ProxyService>()("plait/proxy/Proxy") {}
+
+/** A layer running the proxy for the layer's lifetime (publishing on {@link Events.Events} when provided). */
+export const layer = (options: ProxyOptions = {}): Layer.Layer<Proxy, TransportError> =>
+  Layer.effect(Proxy, make(options))

@@ -1,0 +1,62 @@
+/**
+ * The error of the proxy domain: why a client connection could not be carried.
+ *
+ * Invariants: every reason knows whether retrying can help; a client refused for any of them is
+ * closed with a logged reason, never left hanging.
+ *
+ * @since 0.1.0
+ */
+import { Data } from "effect"
+import type { MuxError } from "../session/MuxError.ts"
+
+/** No link to the server came up within the wait bound. */
+export class LinkUnavailable extends Data.TaggedError("LinkUnavailable")<{
+  readonly waitedMillis: number
+  readonly lastError: string
+}> {
+  get isRetryable(): boolean {
+    return true
+  }
+  override get message(): string {
+    return `no link to the server within ${this.waitedMillis} ms (last error: ${this.lastError})`
+  }
+}
+
+/** The link was up but opening a stream on it failed. */
+export class OpenFailed extends Data.TaggedError("OpenFailed")<{
+  readonly cause: MuxError
+}> {
+  get isRetryable(): boolean {
+    return this.cause.isRetryable
+  }
+  override get message(): string {
+    return `cannot open a stream: ${this.cause.message}`
+  }
+}
+
+/** The proxy already carries its maximum number of client connections. */
+export class ClientLimit extends Data.TaggedError("ClientLimit")<{
+  readonly limit: number
+}> {
+  get isRetryable(): boolean {
+    return true
+  }
+  override get message(): string {
+    return `client limit of ${this.limit} connections reached`
+  }
+}
+
+/** Every reason a proxy operation can fail. */
+export type ProxyErrorReason = LinkUnavailable | OpenFailed | ClientLimit
+
+/** Why a client connection could not be carried. Match on `reason._tag`. */
+export class ProxyError extends Data.TaggedError("ProxyError")<{
+  readonly reason: ProxyErrorReason
+}> {
+  get isRetryable(): boolean {
+    return this.reason.isRetryable
+  }
+  override get message(): string {
+    return this.reason.message
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * The server: accepts links from proxies, each its own yamux session, and hands every stream to a
+ * handler — a backend TCP target, the embedded echo, or any Effect function.
+ *
+ * Invariants:
+ * - Links are independent: a misbehaving peer ends its own session (GO_AWAY(1)) and nobody else's.
+ * - Every stream runs its handler in its own fiber. A handler that succeeds ends its stream with FIN;
+ *   one that fails or is interrupted ends it with RST (logged with the stream id and peer).
+ * - A link's scope outlives its handlers: when the session stops accepting (GO_AWAY, link loss) the
+ *   running handlers finish or fail on their own before the link is closed, bounded by `drainMillis`.
+ * - Shutdown stops accepting links, sends GO_AWAY(0) on every session, drains up to `drainMillis`.
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Exit, FiberSet, Layer, Scope } from "effect"
+import * as Events from "../observability/Events.ts"
+import type { SessionConfig } from "../session/Config.ts"
+import * as Session from "../session/Session.ts"
+import type { MuxStream } from "../session/Stream.ts"
+import { pump, splice } from "../transport/Pipe.ts"
+import * as Tcp from "../transport/Tcp.ts"
+import type { Transport, TransportError } from "../transport/Transport.ts"
+
+/** Serves one stream. Success ends the stream with FIN, failure with RST. */
+export type Handler<R = never> = (stream: MuxStream) => Effect.Effect<void, unknown, R>
+
+/** The embedded echo service: every byte back, FIN after the client's FIN. */
+export const echo: Handler = (stream) => pump(stream, stream)
+
+/** Forwards each stream to a fresh TCP connection to `target`; a failed dial resets the stream. */
+export const forward =
+  (target: Tcp.TcpAddress): Handler =>
+  (stream) =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const backend = yield* Tcp.connect(target).pipe(
+          Effect.tapError((error) => Effect.logWarning(`stream ${stream.id}: backend dial failed: ${error.message}`))
+        )
+        yield* splice(stream, backend)
+      })
+    )
+
+/** Options of {@link make}. */
+export interface ServerOptions {
+  /** Where proxies connect (default 127.0.0.1:7001). */
+  readonly listen?: Tcp.TcpAddress
+  /** What serves each stream (default: {@link echo}). */
+  readonly handler?: Handler
+  readonly session?: Partial<SessionConfig>
+  /** Links served at once; more are refused (default 64). */
+  readonly maxSessions?: number
+  /** On shutdown, how long open streams may finish (default 10 s). */
+  readonly drainMillis?: number
+  /** Runs on each accepted link before the session starts (TLS, authentication). */
+  readonly handshake?: (transport: Transport) => Effect.Effect<Transport, TransportError, Scope.Scope>
+}
+
+/** Counters of a running server. */
+export interface ServerStats {
+  readonly sessions: number
+  readonly streams: number
+  readonly handled: number
+  readonly failed: number
+  readonly refusedLinks: number
+}
+
+/** A running server. */
+export interface ServerService {
+  /** The bound link address (the real port when 0 was asked for). */
+  readonly address: Tcp.TcpAddress
+  readonly stats: () => ServerStats
+}
+
+/** Default link listen address. */
+export const DEFAULT_LISTEN: Tcp.TcpAddress = { host: "127.0.0.1", port: 7001 }
+
+const formatAddress = (address: Tcp.TcpAddress): string =>
+  address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
+
+/** Starts a server that lives as long as the scope. */
+export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
+  const listen = options.listen ?? DEFAULT_LISTEN
+  const handler = options.handler ?? echo
+  const maxSessions = options.maxSessions ?? 64
+  const drainMillis = options.drainMillis ?? 10_000
+  const events = yield* Events.current
+  const scope = yield* Effect.scope
+  const sessions = new Set<Session.Session>()
+  let streams = 0
+  let handled = 0
+  let failed = 0
+  let refusedLinks = 0
+
+  const serveStream = (stream: MuxStream, peer: string) =>
+    Effect.suspend(() => {
+      streams++
+      return handler(stream)
+    }).pipe(
+      Effect.onExit((exit) =>
+        Effect.suspend(() => {
+          streams--
+          handled++
+          if (Exit.isSuccess(exit)) {
+            stream.finish()
+            stream.abandonReads()
+            return Effect.void
+          }
+          failed++
+          stream.resetNow(false)
+          return Exit.hasInterrupts(exit)
+            ? Effect.void
+            : Effect.logDebug(`stream ${stream.id}: handler failed; stream reset`, exit.cause)
+        })
+      ),
+      Effect.ignore,
+      Effect.annotateLogs({ peer, stream: stream.id })
+    )
+
+  const serveLink = (accepted: Transport) =>
+    Effect.gen(function* () {
+      const transport = options.handshake ? yield* options.handshake(accepted) : accepted
+      const peer = transport.remoteAddress
+      const session = yield* Session.make(transport, {
+        client: false,
+        ...(options.session === undefined ? {} : { config: options.session }),
+        onEvent: (event) => {
+          if (event._tag === "StreamOpened") {
+            Events.publish(events, { _tag: "StreamOpened", role: "server", peer, streamId: event.streamId })
+          } else if (event._tag === "StreamClosed") {
+            Events.publish(events, {
+              _tag: "StreamClosed",
+              role: "server",
+              peer,
+              streamId: event.streamId,
+              reset: event.reset
+            })
+          }
+        }
+      })
+      sessions.add(session)
+      Events.publish(events, { _tag: "LinkUp", role: "server", peer })
+      yield* Effect.logInfo(`server: link from ${peer}`)
+      const handlers = yield* FiberSet.make<void, never>()
+      const error = yield* Effect.flip(
+        Effect.forever(
+          Effect.flatMap(session.acceptUnscoped, (stream) => FiberSet.run(handlers, serveStream(stream, peer)))
+        )
+      )
+      yield* FiberSet.awaitEmpty(handlers).pipe(Effect.timeoutOption(drainMillis))
+      sessions.delete(session)
+      const reason = session.isClosed() ? (yield* session.await).message : error.message
+      Events.publish(events, { _tag: "LinkDown", role: "server", peer, reason })
+      yield* Effect.logInfo(`server: link from ${peer} ended: ${reason}`)
+    }).pipe(
+      Effect.scoped,
+      Effect.catch((error) => Effect.logWarning(`server: link from ${accepted.remoteAddress} failed: ${error.message}`))
+    )
+
+  const links = yield* FiberSet.make<void, never>()
+  let linkCount = 0
+  const admit = (transport: Transport) =>
+    Effect.suspend(() => {
+      if (linkCount >= maxSessions) {
+        refusedLinks++
+        return Effect.andThen(
+          Effect.logWarning(`server: refusing link from ${transport.remoteAddress}: ${maxSessions} links already`),
+          transport.reset
+        )
+      }
+      linkCount++
+      const served = serveLink(transport).pipe(
+        Effect.ensuring(
+          Effect.suspend(() => {
+            linkCount--
+            return transport.close
+          })
+        )
+      )
+      return Effect.asVoid(FiberSet.run(links, served))
+    })
+
+  const listenerScope = yield* Scope.fork(scope)
+  const server = yield* Tcp.listen(listen).pipe(Scope.provide(listenerScope))
+  yield* Effect.forkIn(Effect.ignore(Effect.forever(Effect.flatMap(server.accept, admit))), scope)
+
+  yield* Effect.addFinalizer(() =>
+    Effect.gen(function* () {
+      yield* Scope.close(listenerScope, Exit.void)
+      for (const session of sessions) yield* session.goAway
+      if (sessions.size > 0) {
+        yield* Effect.logInfo(`server: draining ${sessions.size} link(s) for up to ${drainMillis} ms`)
+        yield* FiberSet.awaitEmpty(links).pipe(Effect.timeoutOption(drainMillis))
+      }
+    })
+  )
+
+  const service: ServerService = {
+    address: server.address,
+    stats: () => ({ sessions: sessions.size, streams, handled, failed, refusedLinks })
+  }
+  return service
+})
+
+/** The server as a service. */
+export class Server extends Context.Service<Server, ServerService>()("plait/server/Server") {}
+
+/** A layer running the server for the layer's lifetime. */
+export const layer = (options: ServerOptions = {}): Layer.Layer<Server, TransportError> =>
+  Layer.effect(Server, make(options))
+
+/** The address of a bound server, formatted for logs. */
+export const describeAddress = formatAddress
