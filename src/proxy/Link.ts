@@ -151,7 +151,7 @@ export const make = Effect.fnUntraced(function* (options: LinkOptions) {
 
   const waitForSession: Effect.Effect<Session.Session> = Effect.suspend(
     function loop(): Effect.Effect<Session.Session> {
-      if (current !== undefined && current.isOpen()) return Effect.succeed(current)
+      if (current?.isOpen()) return Effect.succeed(current)
       return Effect.flatMap(changed.wait, loop)
     }
   )

@@ -19,8 +19,9 @@ import type { SessionConfig } from "../session/Config.ts"
 import { splice } from "../transport/Pipe.ts"
 import * as Tcp from "../transport/Tcp.ts"
 import type { Transport, TransportError } from "../transport/Transport.ts"
-import * as Link from "./Link.ts"
-import { ClientLimit, OpenFailed, ProxyError } from "./ProxyError.ts"
+import * as Client from "./Client.ts"
+import type * as Link from "./Link.ts"
+import { ClientLimit, ProxyError } from "./ProxyError.ts"
 
 /** Options of {@link make}. */
 export interface ProxyOptions {
@@ -28,7 +29,7 @@ export interface ProxyOptions {
   readonly listen?: Tcp.TcpAddress
   /** The server's link address (default 127.0.0.1:7001). */
   readonly upstream?: Tcp.TcpAddress
-  /** Replaces the plain TCP dial (TLS, authentication). */
+  /** Replaces the plain TCP dial (TLS, authentication); `upstream` is then only used in logs. */
   readonly dial?: Effect.Effect<Transport, TransportError, Scope.Scope>
   readonly session?: Partial<SessionConfig>
   readonly retry?: Link.RetryOptions
@@ -65,11 +66,10 @@ export interface ProxyService {
 /** Default client listen address. */
 export const DEFAULT_LISTEN: Tcp.TcpAddress = { host: "127.0.0.1", port: 7000 }
 /** Default server address. */
-export const DEFAULT_UPSTREAM: Tcp.TcpAddress = { host: "127.0.0.1", port: 7001 }
+export const DEFAULT_UPSTREAM: Tcp.TcpAddress = Client.DEFAULT_UPSTREAM
 
 /** Formats an address as `host:port` (IPv6 in brackets). */
-export const formatAddress = (address: Tcp.TcpAddress): string =>
-  address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
+export const formatAddress = Client.formatAddress
 
 /** Starts a proxy that lives as long as the scope. */
 export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
@@ -81,12 +81,14 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
   const events = yield* Events.current
   const scope = yield* Effect.scope
 
-  const link = yield* Link.make({
-    dial: options.dial ?? Tcp.connect(upstream),
-    upstream: formatAddress(upstream),
+  const opener = yield* Client.make({
+    upstream,
+    linkWaitMillis,
+    ...(options.dial === undefined ? {} : { dial: options.dial }),
     ...(options.session === undefined ? {} : { session: options.session }),
     ...(options.retry === undefined ? {} : { retry: options.retry })
   })
+  const link = opener.link
 
   let clients = 0
   let carried = 0
@@ -109,10 +111,7 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
 
   const carry = (client: Transport) =>
     Effect.gen(function* () {
-      const session = yield* link.session(linkWaitMillis)
-      const stream = yield* session.openUnscoped.pipe(
-        Effect.mapError((cause) => new ProxyError({ reason: new OpenFailed({ cause }) }))
-      )
+      const stream = yield* opener.openUnscoped
       carried++
       yield* Effect.logDebug(`stream ${stream.id} opened`)
       const stats = { aToB: 0, bToA: 0 }
@@ -168,6 +167,7 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
 })
 
 /** The proxy as a service. */
+// biome-ignore lint/suspicious/noShadowRestrictedNames: the service is named after its module, used as Proxy.Proxy
 export class Proxy extends Context.Service<Proxy, ProxyService>()("plait/proxy/Proxy") {}
 
 /** A layer running the proxy for the layer's lifetime (publishing on {@link Events.Events} when provided). */

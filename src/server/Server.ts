@@ -51,7 +51,9 @@ export interface ServerOptions {
   readonly maxSessions?: number
   /** On shutdown, how long open streams may finish (default 10 s). */
   readonly drainMillis?: number
-  /** Runs on each accepted link before the session starts (TLS, authentication). */
+  /** Replaces the plain TCP listener (e.g. a TLS listener); receives the listen address. */
+  readonly listener?: (address: Tcp.TcpAddress) => Effect.Effect<Tcp.TcpServer, TransportError, Scope.Scope>
+  /** Runs on each accepted link before the session starts (authentication). */
   readonly handshake?: (transport: Transport) => Effect.Effect<Transport, TransportError, Scope.Scope>
 }
 
@@ -73,9 +75,6 @@ export interface ServerService {
 
 /** Default link listen address. */
 export const DEFAULT_LISTEN: Tcp.TcpAddress = { host: "127.0.0.1", port: 7001 }
-
-const formatAddress = (address: Tcp.TcpAddress): string =>
-  address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
 
 /** Starts a server that lives as long as the scope. */
 export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
@@ -180,7 +179,7 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
     })
 
   const listenerScope = yield* Scope.fork(scope)
-  const server = yield* Tcp.listen(listen).pipe(Scope.provide(listenerScope))
+  const server = yield* (options.listener ?? Tcp.listen)(listen).pipe(Scope.provide(listenerScope))
   yield* Effect.forkIn(Effect.ignore(Effect.forever(Effect.flatMap(server.accept, admit))), scope)
 
   yield* Effect.addFinalizer(() =>
@@ -207,6 +206,3 @@ export class Server extends Context.Service<Server, ServerService>()("plait/serv
 /** A layer running the server for the layer's lifetime. */
 export const layer = (options: ServerOptions = {}): Layer.Layer<Server, TransportError> =>
   Layer.effect(Server, make(options))
-
-/** The address of a bound server, formatted for logs. */
-export const describeAddress = formatAddress

@@ -1,0 +1,69 @@
+/**
+ * Opens streams to a plait server from inside an Effect application — no TCP client, no proxy
+ * process: the application holds the supervised link itself.
+ *
+ * Invariants: `open` waits at most `linkWaitMillis` for a link, then fails with a typed
+ * `LinkUnavailable`; an open that fails on a live link fails with `OpenFailed` carrying the
+ * session's `MuxError`. The proxy is built on this same service, one stream per client connection.
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer, type Scope } from "effect"
+import type { SessionConfig } from "../session/Config.ts"
+import { type MuxStream, scopedStream } from "../session/Stream.ts"
+import * as Tcp from "../transport/Tcp.ts"
+import type { Transport, TransportError } from "../transport/Transport.ts"
+import * as Link from "./Link.ts"
+import { OpenFailed, ProxyError } from "./ProxyError.ts"
+
+/** Options of {@link make}. */
+export interface ClientOptions {
+  /** The server's link address (default 127.0.0.1:7001). */
+  readonly upstream?: Tcp.TcpAddress
+  /** Replaces the plain TCP dial (TLS, authentication). */
+  readonly dial?: Effect.Effect<Transport, TransportError, Scope.Scope>
+  readonly session?: Partial<SessionConfig>
+  readonly retry?: Link.RetryOptions
+  /** How long `open` waits for a link (default 10 s). */
+  readonly linkWaitMillis?: number
+}
+
+/** A stream opener over a supervised link. */
+export interface ClientService {
+  /** Opens a stream; scope exit sends FIN, interruption or failure RST. */
+  readonly open: Effect.Effect<MuxStream, ProxyError, Scope.Scope>
+  /** Opens a stream the caller closes or resets itself. */
+  readonly openUnscoped: Effect.Effect<MuxStream, ProxyError>
+  /** The supervised link underneath. */
+  readonly link: Link.Link
+}
+
+/** Default server address. */
+export const DEFAULT_UPSTREAM: Tcp.TcpAddress = { host: "127.0.0.1", port: 7001 }
+
+/** Formats an address as `host:port` (IPv6 in brackets). */
+export const formatAddress = (address: Tcp.TcpAddress): string =>
+  address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
+
+/** Starts the link; streams can be opened as long as the scope lives. */
+export const make = Effect.fnUntraced(function* (options: ClientOptions = {}) {
+  const upstream = options.upstream ?? DEFAULT_UPSTREAM
+  const linkWaitMillis = options.linkWaitMillis ?? 10_000
+  const link = yield* Link.make({
+    dial: options.dial ?? Tcp.connect(upstream),
+    upstream: formatAddress(upstream),
+    ...(options.session === undefined ? {} : { session: options.session }),
+    ...(options.retry === undefined ? {} : { retry: options.retry })
+  })
+  const openUnscoped = Effect.flatMap(link.session(linkWaitMillis), (session) =>
+    Effect.mapError(session.openUnscoped, (cause) => new ProxyError({ reason: new OpenFailed({ cause }) }))
+  )
+  const service: ClientService = { open: Effect.flatMap(openUnscoped, scopedStream), openUnscoped, link }
+  return service
+})
+
+/** The client as a service. */
+export class Client extends Context.Service<Client, ClientService>()("plait/proxy/Client") {}
+
+/** A layer holding the link for the layer's lifetime. */
+export const layer = (options: ClientOptions = {}): Layer.Layer<Client> => Layer.effect(Client, make(options))
