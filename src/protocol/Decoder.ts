@@ -90,6 +90,9 @@ export const checkHeader = (h: Header, maxDataLength: number): FrameError | unde
   }
 }
 
+/** Spent chunk slots tolerated before the queue is compacted. */
+const COMPACT_AFTER = 32
+
 const readU32 = (b: Uint8Array, o: number): number =>
   ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0
 
@@ -212,6 +215,12 @@ export class Decoder {
     this.offset = 0
     if (this.head === this.chunks.length) {
       this.chunks = []
+      this.head = 0
+    } else if (this.head >= COMPACT_AFTER && this.head * 2 >= this.chunks.length) {
+      // When chunk boundaries never line up with frame boundaries the queue never fully drains, so
+      // without this the array of spent slots would grow for the life of the connection. Copying
+      // at most `head` live slots each time keeps the cost amortised O(1) per chunk.
+      this.chunks = this.chunks.slice(this.head)
       this.head = 0
     }
   }

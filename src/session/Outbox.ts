@@ -5,7 +5,8 @@
  * - Control frames (ACKs, credit, pings, RST, GO_AWAY) always go out before any DATA queued with
  *   them, so a saturated link still answers pings and returns credit.
  * - DATA is scheduled round-robin, one frame of at most `maxFrameSize` bytes per ready stream per
- *   turn, never beyond the stream's send window; a stream's FIN follows its last byte.
+ *   turn, never beyond the stream's send window; a stream's FIN follows its last byte,
+ *   on a WINDOW_UPDATE of its own (never DATA|FIN: see `takeBatch`).
  * - A batch is a list of chunks for one transport write; small payloads are copied next to their
  *   headers, large ones are passed by reference (no copy of bulk bytes).
  * - Sans-IO: no Effect in the scheduling; the session wakes the writer through {@link Outbox.signal}.
@@ -91,31 +92,36 @@ export class Outbox {
     const planned: Array<Planned> = []
     let budget = this.maxBatchBytes
     let arenaBytes = this.controlLen
-    while (budget > 0 && this.ringHead < this.ring.length) {
+    // A frame costs its header plus its payload; a batch never exceeds maxBatchBytes of DATA frames.
+    while (budget > HEADER_SIZE && this.ringHead < this.ring.length) {
       const s = this.ring[this.ringHead]!
       this.ring[this.ringHead] = undefined as unknown as MuxStream
       this.ringHead++
       s.inReady = false
       if (s.state === "Reset") continue
       const window = Math.max(s.sendWindow, 0)
-      const n = Math.min(this.maxFrameSize, window, s.outQueued, budget)
-      const fin = s.finPending && n === s.outQueued
+      const n = Math.min(this.maxFrameSize, window, s.outQueued, budget - HEADER_SIZE)
+      // FIN goes on its own WINDOW_UPDATE right after the last DATA frame, as hashicorp/yamux and
+      // go-yamux send it, never on DATA: libp2p-yamux (JS) handles a DATA frame's flags before its
+      // payload and drops the bytes of a DATA|FIN frame. With no room left in this batch, it waits.
+      const fin = s.finPending && n === s.outQueued && (n === 0 || budget - n - HEADER_SIZE >= HEADER_SIZE)
       if (n === 0 && !fin) continue
       const pieces = n > 0 ? takeBytes(s, n) : []
       s.drained(n)
       if (fin) s.finSent()
-      planned.push({
-        streamId: s.id,
-        type: n > 0 ? FrameType.Data : FrameType.WindowUpdate,
-        flags: fin ? Flags.FIN : 0,
-        length: n,
-        pieces
-      })
-      arenaBytes += HEADER_SIZE
-      for (let i = 0; i < pieces.length; i++) {
-        if (pieces[i]!.length <= COPY_THRESHOLD) arenaBytes += pieces[i]!.length
+      if (n > 0) {
+        planned.push({ streamId: s.id, type: FrameType.Data, flags: 0, length: n, pieces })
+        arenaBytes += HEADER_SIZE
+        for (let i = 0; i < pieces.length; i++) {
+          if (pieces[i]!.length <= COPY_THRESHOLD) arenaBytes += pieces[i]!.length
+        }
+        budget -= n + HEADER_SIZE
       }
-      budget -= n + HEADER_SIZE
+      if (fin) {
+        planned.push({ streamId: s.id, type: FrameType.WindowUpdate, flags: Flags.FIN, length: 0, pieces: [] })
+        arenaBytes += HEADER_SIZE
+        budget -= HEADER_SIZE
+      }
       if ((s.outQueued > 0 && s.sendWindow > 0) || s.finPending) {
         s.inReady = true
         this.ring.push(s)

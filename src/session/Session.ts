@@ -116,7 +116,8 @@ class SessionCore implements StreamHost {
   readonly readGate = new Signal()
   readonly drainSignal = new Signal()
   readonly openTimers = new Set<MuxStream>()
-  readonly closeTimers = new Set<MuxStream>()
+  /** Streams with a FIN sent, by close deadline (kept apart from `deadline`, the open deadline). */
+  readonly closeTimers = new Map<MuxStream, number>()
   readonly pings = new Map<number, { readonly sentAt: number; readonly done: Deferred.Deferred<number, MuxError> }>()
   readonly done = Deferred.makeUnsafe<MuxError>()
   readonly client: boolean
@@ -161,9 +162,13 @@ class SessionCore implements StreamHost {
     if (this.streams.get(stream.id) !== stream) return
     this.streams.delete(stream.id)
     if (stream.local && !stream.acked) this.unacked--
+    // A stream that dies in the accept backlog (RST, or DATA after FIN) gives its slot back at once.
+    if (!stream.local && this.acceptQueue.length > 0) {
+      const i = this.acceptQueue.indexOf(stream)
+      if (i >= 0) this.acceptQueue.splice(i, 1)
+    }
     this.openTimers.delete(stream)
     this.closeTimers.delete(stream)
-    if (stream.recvBuffered > 0) this.consumed(stream.recvBuffered)
     this.openSignal.notify()
     if (this.streams.size === 0) this.drainSignal.notify()
     this.onEvent?.({ _tag: "StreamClosed", streamId: stream.id, reset: stream.state === "Reset" })
@@ -176,9 +181,9 @@ class SessionCore implements StreamHost {
   }
 
   closing(stream: MuxStream): void {
-    if (this.fault !== undefined || stream.state !== "LocalClosed") return
-    stream.deadline = this.clock.currentTimeMillisUnsafe() + this.config.closeTimeoutMillis
-    this.closeTimers.add(stream)
+    // Called from `finish`: the FIN is queued (the state changes once it is sent).
+    if (this.fault !== undefined || !stream.finPending) return
+    this.closeTimers.set(stream, this.clock.currentTimeMillisUnsafe() + this.config.closeTimeoutMillis)
   }
 
   failure(): MuxError | undefined {
@@ -279,7 +284,8 @@ class SessionCore implements StreamHost {
       // A late frame for a stream that is gone: dropped.
       return undefined
     }
-    if (frame.type === FrameType.WindowUpdate && !s.onCredit(frame.length)) {
+    // On a RST the length is no credit (go-yamux puts an error code there): accept any value.
+    if (frame.type === FrameType.WindowUpdate && (flags & Flags.RST) === 0 && !s.onCredit(frame.length)) {
       return protocolError("WindowOverflow", `stream ${id}: send window credit overflows 2^32-1`, id)
     }
     if ((flags & Flags.ACK) !== 0 && s.local && !s.acked) {
@@ -344,8 +350,8 @@ class SessionCore implements StreamHost {
     this.goAwaySent = true
     this.control(FrameType.GoAway, 0, 0, GoAwayCode.Normal)
     // Streams still waiting in the backlog will never be accepted now.
-    for (const s of this.acceptQueue) s.resetNow(false)
-    this.acceptQueue.length = 0
+    // Emptied first: each reset releases its stream, which would edit the queue mid-iteration.
+    for (const s of this.acceptQueue.splice(0)) s.resetNow(false)
     this.acceptSignal.notify()
     this.openSignal.notify()
   }
@@ -384,8 +390,8 @@ class SessionCore implements StreamHost {
       this.openTimers.delete(s)
       s.failOpen(muxError(new OpenTimeout({ streamId: s.id, timeoutMillis: this.config.openTimeoutMillis })))
     }
-    for (const s of this.closeTimers) {
-      if (s.deadline > now) break
+    for (const [s, deadline] of this.closeTimers) {
+      if (deadline > now) break
       this.closeTimers.delete(s)
       s.resetNow(false)
     }

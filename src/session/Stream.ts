@@ -30,7 +30,7 @@ export interface StreamHost {
   ready(stream: MuxStream): void
   /** The stream reached a terminal state: drop it from the registry. */
   release(stream: MuxStream): void
-  /** The stream sent its FIN: start its close timeout. */
+  /** The stream queued its FIN (`closeWrite`): start its close timeout. */
   closing(stream: MuxStream): void
   /** `bytes` left a receive buffer (session-wide accounting). */
   consumed(bytes: number): void
@@ -81,7 +81,7 @@ export class MuxStream implements Transport<MuxError> {
   finPending = false
   /** @internal the stream sits in the writer's round-robin ring */
   inReady = false
-  /** @internal a deadline (ms) for the open or close timeout, 0 when none */
+  /** @internal the open-timeout deadline (ms), 0 when none (close deadlines live in the session) */
   deadline = 0
 
   private failure: MuxError | undefined = undefined
@@ -216,6 +216,7 @@ export class MuxStream implements Transport<MuxError> {
 
   private consume(n: number): void {
     this.recvBuffered -= n
+    // Counted out here even after a clean close (release does not touch buffers): one exit per byte.
     this.host.consumed(n)
     this.pendingCredit += n
     if (this.pendingCredit >= this.host.config.maxWindow >>> 1 && canReceive(this.state)) {
@@ -286,15 +287,24 @@ export class MuxStream implements Transport<MuxError> {
     if (this.outQueued <= this.host.config.writeBufferSize) this.writeSignal?.notify()
   }
 
-  /** @internal The writer sent our FIN. */
+  /** @internal The writer sent our FIN: now the state changes (and a closed stream is released). */
   finSent(): void {
     this.finPending = false
+    const t = transition(this.state, "SendFin")
+    if (t.outcome !== "ok") return
+    this.state = t.state
+    if (isTerminal(this.state)) this.host.release(this)
   }
 
   /** @internal The session died: every pending and future operation fails with `error`. */
   failWith(error: MuxError): void {
     if (this.failure === undefined) this.failure = error
     this.state = "Reset"
+    if (this.recvBuffered > 0) {
+      // Dropped unread bytes leave the session's buffer accounting here, exactly once.
+      this.host.consumed(this.recvBuffered)
+      this.recvBuffered = 0
+    }
     this.recvQueue = EMPTY
     this.recvHead = 0
     this.outQueue = EMPTY
@@ -309,18 +319,23 @@ export class MuxStream implements Transport<MuxError> {
   /** Half-closes the write side (idempotent; refused silently once reset). */
   finish(): void {
     if (this.finPending || !canWrite(this.state)) return
-    const t = transition(this.state, "SendFin")
-    if (t.outcome !== "ok") return
-    this.state = t.state
+    if (transition(this.state, "SendFin").outcome !== "ok") return
+    // The state changes when the writer sends the FIN (after the queued bytes), not now: a stream
+    // released here could no longer receive the credit its queued bytes wait for (they and the FIN
+    // would never go out when the peer had half-closed first).
     this.finPending = true
     this.host.ready(this)
-    if (isTerminal(this.state)) this.host.release(this)
-    else this.host.closing(this)
+    this.host.closing(this)
   }
 
   /** @internal Sends RST (unless the session is dead) and fails local operations. */
   resetNow(remoteCause: boolean): void {
-    if (this.state === "Reset" || this.state === "Closed") return
+    if (this.state === "Reset") return
+    if (this.state === "Closed") {
+      // Both FINs are out: nothing to abort on the wire, but unread bytes must still be let go.
+      this.abandonReads()
+      return
+    }
     if (this.host.failure() === undefined) this.host.control(FrameType.WindowUpdate, Flags.RST, this.id, 0)
     this.failWith(muxError(new StreamReset({ streamId: this.id, remote: remoteCause })))
     this.host.release(this)

@@ -42,5 +42,6 @@ describe("Session smoke", () => {
       assert.deepStrictEqual(got, payload)
       const rtt = yield* client.ping
       assert.isAtLeast(rtt, 0)
-    }).pipe(Effect.scoped, Effect.timeout(10_000)))
+    }).pipe(Effect.scoped, Effect.timeout(10_000))
+  )
 })

@@ -1,0 +1,456 @@
+/**
+ * TCP transport over `node:net`, the same code on Node, Bun and Deno.
+ *
+ * Invariants:
+ * - Reads are pulled. A socket starts paused and is resumed only by a `read` that finds nothing
+ *   buffered (or that drains the buffer); while nobody reads, at most `readHighWaterMark` bytes (plus
+ *   one chunk) are buffered here before the socket is paused again, so an unread transport pushes
+ *   back on the peer through TCP flow control.
+ * - `read` returns everything buffered at once: the single chunk as is (no copy), several chunks
+ *   concatenated into one array. Returned arrays may be Node `Buffer`s; treat them as `Uint8Array`
+ *   (use `subarray`, never `Buffer#slice`). They are never reused by the adapter.
+ * - `read` yields `null` only after the peer's FIN and only once every buffered byte was returned;
+ *   an error or a close without FIN fails it with a {@link TransportError} after the buffered bytes.
+ *   Only one `read` may be pending at a time.
+ * - `write` corks the socket, writes every chunk, uncorks (one `writev` on Node), and completes as soon
+ *   as the socket's own buffer is below its high-water mark — i.e. at once in the common case, after
+ *   `'drain'` (or `'finish'` after `closeWrite`) otherwise. Chunks must not be mutated afterwards.
+ * - `closeWrite` sends FIN; `close` sends FIN, fails local pending operations, discards further input
+ *   and destroys the socket when it closes or after `closeGraceMs`; `reset` aborts with RST where the
+ *   runtime supports it (`resetAndDestroy`; TLS sockets and older runtimes fall back to `destroy`).
+ *   All three are idempotent, synchronous and never fail.
+ *
+ * Runtime notes: on all three runtimes the adapter uses only `'data'` events with `pause`/`resume`
+ * (never `'readable'`, whose behaviour after `pause` differs on Deno), `allowHalfOpen: true`,
+ * `pauseOnConnect` for accepted sockets and `setNoDelay(true)`. Bun delivers larger chunks than the
+ * 64 KiB Node and Deno use; nothing here depends on chunk sizes.
+ *
+ * A waiting `read` is resumed synchronously from the socket's `'data'` handler, so the reading fiber
+ * runs in the I/O callback with no extra scheduler hop.
+ *
+ * @since 0.1.0
+ */
+
+import * as net from "node:net"
+import { clearTimeout as clearNodeTimeout, setTimeout as setNodeTimeout } from "node:timers"
+import { Cause, Effect, Exit, FiberSet, Queue, type Scope } from "effect"
+import { type Transport, TransportError } from "./Transport.ts"
+
+/** Tuning for one TCP transport. */
+export interface TcpOptions {
+  /** Buffered unread bytes above which the socket is paused (default 256 KiB). */
+  readonly readHighWaterMark?: number
+  /** How long `close` waits for the peer's FIN before destroying the socket (default 2000 ms). */
+  readonly closeGraceMs?: number
+}
+
+/** Where to connect or listen. */
+export interface TcpAddress {
+  readonly host: string
+  readonly port: number
+}
+
+/** A listening TCP server. */
+export interface TcpServer {
+  /** The bound address; `port` is the real port when 0 was asked for. */
+  readonly address: TcpAddress
+  /**
+   * The next accepted connection, oldest first. Fails with a `listen` {@link TransportError} once the
+   * server's scope has closed or the server failed. The caller owns (and must close) the transport.
+   */
+  readonly accept: Effect.Effect<Transport, TransportError>
+}
+
+/** Default read high-water mark: 256 KiB. */
+export const DEFAULT_READ_HIGH_WATER_MARK = 256 * 1024
+
+/** Default grace between `close` and a forced destroy. */
+export const DEFAULT_CLOSE_GRACE_MS = 2000
+
+type Resume<A> = (effect: Effect.Effect<A, TransportError>) => void
+
+const concat = (chunks: ReadonlyArray<Uint8Array>, total: number): Uint8Array => {
+  const out = new Uint8Array(total)
+  let offset = 0
+  for (let i = 0; i < chunks.length; i++) {
+    out.set(chunks[i]!, offset)
+    offset += chunks[i]!.length
+  }
+  return out
+}
+
+const formatAddress = (address: string | undefined, port: number | undefined): string => {
+  if (address === undefined) return "unknown"
+  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`
+}
+
+const describeCause = (cause: unknown): string => {
+  if (cause instanceof Error) {
+    const code = (cause as { code?: unknown }).code
+    return typeof code === "string" ? `${code}: ${cause.message}` : cause.message
+  }
+  return String(cause)
+}
+
+const ENDED: Effect.Effect<Uint8Array | null, TransportError> = Effect.succeed(null)
+
+/**
+ * Deno 2.9's `node:net` corrupts the byte stream when corked writes are flushed as one `writev`
+ * under backpressure (bytes of earlier chunks reappear in place of later ones; seen with 8 MiB
+ * echoes, reproduced by `test/runtimes/scenarios/session-tcp.ts`). There, a gathered write is
+ * copied into one buffer instead: one copy per batch, and the same single write.
+ */
+const CORK_IS_BROKEN = "Deno" in globalThis
+
+/**
+ * Wraps a connected socket (a `net.Socket`, a `tls.TLSSocket` after its handshake, or any socket-like
+ * duplex) as a {@link Transport}. Not scoped: the caller owns the transport and must `close` or
+ * `reset` it; {@link connect} and {@link serve} do that for you. The socket is paused at once and
+ * gets an `'error'` listener, so it never throws an unhandled error event.
+ */
+export const fromSocket = (socket: net.Socket, options?: TcpOptions): Effect.Effect<Transport> =>
+  Effect.sync(() => makeTransport(socket, options))
+
+/** The synchronous core of {@link fromSocket}, for event handlers that cannot run an Effect. */
+export const makeTransport = (socket: net.Socket, options?: TcpOptions): Transport => {
+  const highWaterMark = options?.readHighWaterMark ?? DEFAULT_READ_HIGH_WATER_MARK
+  const closeGraceMs = options?.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS
+  const remoteAddress = formatAddress(socket.remoteAddress, socket.remotePort)
+
+  const chunks: Array<Uint8Array> = []
+  let buffered = 0
+  let ended = false
+  let flowing = false
+  let readError: TransportError | undefined
+  let writeError: TransportError | undefined
+  // Set by local close/reset: stop delivering input at all.
+  let shut = false
+  let readWaiter: Resume<Uint8Array | null> | undefined
+  const writeWaiters: Array<Resume<void>> = []
+  let graceTimer: ReturnType<typeof setNodeTimeout> | undefined
+
+  const pause = () => {
+    if (flowing) {
+      flowing = false
+      socket.pause()
+    }
+  }
+  const resumeSocket = () => {
+    if (!flowing && !ended && !socket.destroyed) {
+      flowing = true
+      socket.resume()
+    }
+  }
+
+  const wakeReader = (effect: Effect.Effect<Uint8Array | null, TransportError>) => {
+    const waiter = readWaiter
+    if (waiter !== undefined) {
+      readWaiter = undefined
+      waiter(effect)
+    }
+  }
+  const wakeWriters = (effect: Effect.Effect<void, TransportError>) => {
+    if (writeWaiters.length === 0) return
+    const waiters = writeWaiters.splice(0, writeWaiters.length)
+    for (let i = 0; i < waiters.length; i++) waiters[i]!(effect)
+  }
+
+  const onData = (chunk: Uint8Array) => {
+    if (shut) return
+    if (readWaiter !== undefined && buffered === 0) {
+      // Hand the chunk straight to the parked reader: no buffering, no copy.
+      wakeReader(Effect.succeed(chunk))
+      return
+    }
+    chunks.push(chunk)
+    buffered += chunk.length
+    if (buffered >= highWaterMark) pause()
+  }
+  const onEnd = () => {
+    ended = true
+    flowing = false
+    if (buffered === 0) wakeReader(ENDED)
+  }
+  const fail = (error: TransportError) => {
+    readError ??= new TransportError({ operation: "read", message: error.message, cause: error.cause })
+    writeError ??= new TransportError({ operation: "write", message: error.message, cause: error.cause })
+    if (buffered === 0 && !ended) wakeReader(Effect.fail(readError))
+    wakeWriters(Effect.fail(writeError))
+  }
+  const onError = (cause: Error) => {
+    fail(
+      new TransportError({
+        operation: "read",
+        message: `connection to ${remoteAddress} failed: ${describeCause(cause)}`,
+        cause
+      })
+    )
+  }
+  const onClose = () => {
+    if (graceTimer !== undefined) {
+      clearNodeTimeout(graceTimer)
+      graceTimer = undefined
+    }
+    fail(new TransportError({ operation: "read", message: `connection to ${remoteAddress} closed` }))
+  }
+  const onDrain = () => wakeWriters(Effect.void)
+
+  socket.pause()
+  socket.on("data", onData)
+  socket.on("end", onEnd)
+  socket.on("error", onError)
+  socket.on("close", onClose)
+  socket.on("drain", onDrain)
+  // After `end()` Node emits 'finish' instead of 'drain' once the buffer is flushed.
+  socket.on("finish", onDrain)
+  if (typeof socket.setNoDelay === "function") socket.setNoDelay(true)
+  if (socket.destroyed) onClose()
+
+  const takeBuffered = (): Uint8Array => {
+    const out = chunks.length === 1 ? chunks[0]! : concat(chunks, buffered)
+    chunks.length = 0
+    buffered = 0
+    return out
+  }
+
+  const waitRead = Effect.callback<Uint8Array | null, TransportError>((resume) => {
+    readWaiter = resume
+    resumeSocket()
+    return Effect.sync(() => {
+      if (readWaiter === resume) readWaiter = undefined
+    })
+  })
+
+  const read: Effect.Effect<Uint8Array | null, TransportError> = Effect.suspend(() => {
+    if (buffered > 0) {
+      const out = takeBuffered()
+      // Read ahead while the caller processes this batch; bounded by the high-water mark.
+      if (!shut) resumeSocket()
+      return Effect.succeed(out)
+    }
+    if (readError !== undefined && (shut || !ended)) return Effect.fail(readError)
+    if (ended) return ENDED
+    if (readWaiter !== undefined) {
+      return Effect.fail(new TransportError({ operation: "read", message: "concurrent read on one transport" }))
+    }
+    return waitRead
+  })
+
+  const waitDrain = Effect.callback<void, TransportError>((resume) => {
+    if (writeError !== undefined) return resume(Effect.fail(writeError))
+    if (!socket.writableNeedDrain) return resume(Effect.void)
+    writeWaiters.push(resume)
+    return Effect.sync(() => {
+      const i = writeWaiters.indexOf(resume)
+      if (i >= 0) writeWaiters.splice(i, 1)
+    })
+  })
+
+  const write = (writeChunks: ReadonlyArray<Uint8Array>): Effect.Effect<void, TransportError> =>
+    Effect.suspend(() => {
+      if (writeError !== undefined) return Effect.fail(writeError)
+      if (socket.writableEnded) {
+        return Effect.fail(new TransportError({ operation: "write", message: "write after closeWrite" }))
+      }
+      let ok = true
+      if (writeChunks.length === 1) {
+        if (writeChunks[0]!.length > 0) ok = socket.write(writeChunks[0]!)
+      } else if (writeChunks.length > 1 && CORK_IS_BROKEN) {
+        let total = 0
+        for (let i = 0; i < writeChunks.length; i++) total += writeChunks[i]!.length
+        ok = socket.write(concat(writeChunks, total))
+      } else if (writeChunks.length > 1) {
+        socket.cork()
+        for (let i = 0; i < writeChunks.length; i++) {
+          const chunk = writeChunks[i]!
+          if (chunk.length > 0) ok = socket.write(chunk)
+        }
+        socket.uncork()
+      }
+      return ok ? Effect.void : waitDrain
+    })
+
+  const closeWrite = Effect.sync(() => {
+    if (!socket.writableEnded && !socket.destroyed) socket.end()
+  })
+
+  const shutDown = (message: string) => {
+    shut = true
+    chunks.length = 0
+    buffered = 0
+    readError = new TransportError({ operation: "read", message })
+    writeError ??= new TransportError({ operation: "write", message })
+    wakeReader(Effect.fail(readError))
+    wakeWriters(Effect.fail(writeError))
+  }
+
+  const close = Effect.sync(() => {
+    if (shut) return
+    shutDown(`connection to ${remoteAddress} closed locally`)
+    if (socket.destroyed) return
+    if (!socket.writableEnded) socket.end()
+    // Keep reading (and discarding) so the peer's FIN arrives and the kernel never answers unread
+    // data with an RST; give up after the grace period.
+    flowing = true
+    socket.resume()
+    graceTimer = setNodeTimeout(() => {
+      graceTimer = undefined
+      socket.destroy()
+    }, closeGraceMs)
+    graceTimer.unref()
+  })
+
+  const reset = Effect.sync(() => {
+    if (socket.destroyed) {
+      if (!shut) shutDown(`connection to ${remoteAddress} reset locally`)
+      return
+    }
+    shutDown(`connection to ${remoteAddress} reset locally`)
+    if (graceTimer !== undefined) {
+      clearNodeTimeout(graceTimer)
+      graceTimer = undefined
+    }
+    try {
+      if (typeof socket.resetAndDestroy === "function") socket.resetAndDestroy()
+      else socket.destroy()
+    } catch {
+      // resetAndDestroy throws for non-TCP handles (TLS); a plain destroy still closes the socket.
+      socket.destroy()
+    }
+  })
+
+  return { read, write, closeWrite, close, reset, remoteAddress }
+}
+
+/**
+ * Dials `host:port`. Scoped: closing the scope `close`s the transport. Interrupting the dial
+ * destroys the half-open socket. Fails with a `connect` {@link TransportError}.
+ */
+export const connect = (
+  address: TcpAddress,
+  options?: TcpOptions
+): Effect.Effect<Transport, TransportError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.callback<Transport, TransportError>((resume) => {
+      const socket = net.createConnection({ host: address.host, port: address.port, allowHalfOpen: true })
+      socket.pause()
+      const onError = (cause: Error) => {
+        socket.off("connect", onConnect)
+        socket.destroy()
+        resume(
+          Effect.fail(
+            new TransportError({
+              operation: "connect",
+              message: `cannot connect to ${address.host}:${address.port}: ${describeCause(cause)}`,
+              cause
+            })
+          )
+        )
+      }
+      const onConnect = () => {
+        socket.off("error", onError)
+        resume(Effect.succeed(makeTransport(socket, options)))
+      }
+      socket.once("error", onError)
+      socket.once("connect", onConnect)
+      return Effect.sync(() => {
+        socket.off("error", onError)
+        socket.off("connect", onConnect)
+        socket.on("error", ignoreError)
+        socket.destroy()
+      })
+    }),
+    (transport) => transport.close
+  )
+
+/** Server options: where to listen plus per-connection tuning. */
+export interface ListenOptions extends TcpAddress, TcpOptions {
+  /** Kernel accept backlog (default 511). */
+  readonly backlog?: number
+}
+
+/**
+ * Listens on `host:port` (port 0 picks a free one; read it from `address`). Scoped: closing the
+ * scope stops listening, resets connections nobody accepted and fails pending and later `accept`s.
+ * It does not wait for, or touch, connections already accepted: their owners close them.
+ * Accepted connections wait, paused, in an unbounded queue until taken with `accept` (each costs a
+ * socket and a few objects, no read buffers).
+ */
+export const listen = (options: ListenOptions): Effect.Effect<TcpServer, TransportError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const queue = yield* Queue.unbounded<Transport, TransportError>()
+    let closed = false
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
+      if (closed) {
+        socket.on("error", ignoreError)
+        socket.destroy()
+        return
+      }
+      Queue.offerUnsafe(queue, makeTransport(socket, options))
+    })
+    const failQueue = (message: string, cause?: unknown) =>
+      Queue.failCauseUnsafe(queue, Cause.fail(new TransportError({ operation: "listen", message, cause })))
+    yield* Effect.acquireRelease(
+      Effect.callback<void, TransportError>((resume) => {
+        const onError = (cause: Error) => {
+          server.off("listening", onListening)
+          resume(
+            Effect.fail(
+              new TransportError({
+                operation: "listen",
+                message: `cannot listen on ${options.host}:${options.port}: ${describeCause(cause)}`,
+                cause
+              })
+            )
+          )
+        }
+        const onListening = () => {
+          server.off("error", onError)
+          server.on("error", (cause) => failQueue(`server failed: ${describeCause(cause)}`, cause))
+          resume(Effect.void)
+        }
+        server.once("error", onError)
+        server.once("listening", onListening)
+        server.listen({ host: options.host, port: options.port, backlog: options.backlog ?? 511 })
+      }),
+      () =>
+        Effect.gen(function* () {
+          closed = true
+          // The callback of `close` waits for every accepted connection, which are not ours to wait for.
+          server.close()
+          for (let exit = Queue.takeUnsafe(queue); exit !== undefined; exit = Queue.takeUnsafe(queue)) {
+            if (Exit.isFailure(exit)) break
+            yield* exit.value.reset
+          }
+          failQueue("server closed")
+        })
+    )
+    const bound = server.address()
+    const address: TcpAddress =
+      bound !== null && typeof bound === "object"
+        ? { host: bound.address, port: bound.port }
+        : { host: options.host, port: options.port }
+    return { address, accept: Queue.take(queue) }
+  })
+
+const ignoreError = () => {}
+
+/**
+ * Accepts connections until `accept` fails, running `handler` for each in its own fiber. A
+ * connection is `close`d when its handler ends, however it ends; handlers handle their own failures.
+ * Interrupting `serve` interrupts every handler.
+ */
+export const serve = <R>(
+  server: TcpServer,
+  handler: (transport: Transport) => Effect.Effect<void, never, R>
+): Effect.Effect<never, TransportError, R> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const fibers = yield* FiberSet.make<void, never>()
+      return yield* Effect.forever(
+        Effect.flatMap(server.accept, (transport) =>
+          FiberSet.run(fibers, Effect.ensuring(handler(transport), transport.close))
+        )
+      )
+    })
+  )

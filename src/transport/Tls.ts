@@ -1,0 +1,583 @@
+/**
+ * TLS transport over `node:tls`, the same code on Node (OpenSSL), Bun (BoringSSL) and Deno (rustls).
+ *
+ * The link between proxy and server can run over TLS: the server presents a certificate, the proxy
+ * verifies it against the CAs it is given (or the system trust store), and with a CA configured on
+ * the server, the proxy must present a client certificate signed by it (mutual TLS). Once the
+ * handshake is done, the `TLSSocket` is wrapped by {@link Tcp.makeTransport}, so every invariant of
+ * the TCP transport (pulled reads, awaited writes, half-close, close grace) holds unchanged; `reset`
+ * falls back to `destroy` (no RST through TLS).
+ *
+ * Invariants:
+ * - {@link connect} succeeds only after `'secureConnect'` with the server's certificate verified
+ *   (unless `rejectUnauthorized: false`), including the host name or IP against its subjectAltName
+ *   (or `servername` when given). A failure before the TCP connection is a `connect`
+ *   {@link TransportError}; a failure after it — certificate not trusted, wrong name, expired, not a
+ *   TLS server, handshake timeout — is a `handshake` error whose message says what to change.
+ * - {@link listen} hands out only connections whose handshake completed (and, with `ca`, whose
+ *   client certificate verified). A peer that connects and never completes the handshake is
+ *   destroyed after `handshakeTimeoutMs`; failed handshakes are counted and logged as warnings and
+ *   never reach `accept`. At most `maxPendingHandshakes` handshakes are in flight; connections
+ *   beyond that are dropped at once.
+ * - Closing the listener's scope stops listening, destroys in-flight handshakes and connections
+ *   nobody accepted, and fails pending and later `accept`s. Accepted connections belong to their
+ *   owners.
+ *
+ * Runtime notes (checked with throwaway certificates on Node 24, Bun 1.4, Deno 2.9):
+ * - With TLS 1.3 the *client* finishes its handshake before the server has checked the client
+ *   certificate. A proxy without an acceptable client certificate therefore sees {@link connect}
+ *   succeed and the first read fail with an alert (`ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED`,
+ *   `…_UNKNOWN_CA`); the server never accepts that connection either way. Put token
+ *   authentication (`Auth.ts`) on top and the failure surfaces during the dial instead.
+ * - Error codes and messages come from the runtime's TLS stack and differ in wording (Deno's
+ *   rustls: `received fatal alert: CertificateRequired`); the hints here key on the codes, which
+ *   the three runtimes share for the common failures.
+ * - The server-side handshake timeout uses `tls.createServer({ handshakeTimeout })`, reported as
+ *   `'tlsClientError'` on all three runtimes; the listener destroys the socket itself (Node does
+ *   not when a `'tlsClientError'` listener exists).
+ *
+ * @since 0.1.0
+ */
+import { readFile } from "node:fs/promises"
+import * as net from "node:net"
+import * as tls from "node:tls"
+import { Cause, Data, Effect, Exit, Queue, type Scope } from "effect"
+import * as Tcp from "./Tcp.ts"
+import { type Transport, TransportError } from "./Transport.ts"
+
+/** PEM text (or its bytes): a certificate chain, a private key or CA certificates. */
+export type Pem = string | Uint8Array
+
+/** Default bound on a TLS handshake, both sides: 10 s. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000
+
+/** Default bound on concurrent in-flight server handshakes. */
+export const DEFAULT_MAX_PENDING_HANDSHAKES = 1024
+
+/** Options of {@link connect}; `ca`/`cert`/`key`/`servername` map to `--tls-ca`/`--tls-cert`/… */
+export interface TlsConnectOptions extends Tcp.TcpOptions {
+  /** CA certificates that may sign the server's certificate; default: the system trust store. */
+  readonly ca?: Pem | ReadonlyArray<Pem>
+  /** Client certificate chain, for servers that require mutual TLS (needs `key`). */
+  readonly cert?: Pem
+  /** Private key of `cert`. */
+  readonly key?: Pem
+  /** Name to send (SNI) and to check the certificate against; default: the host when it is a name. */
+  readonly servername?: string
+  /** Verify the server certificate (default `true`; `false` is for debugging only). */
+  readonly rejectUnauthorized?: boolean
+  /** Bound on TCP connect plus TLS handshake (default {@link DEFAULT_HANDSHAKE_TIMEOUT_MS}). */
+  readonly handshakeTimeoutMs?: number
+}
+
+/** Options of {@link listen}; `cert`/`key`/`ca` map to `--tls-cert`/`--tls-key`/`--tls-ca`. */
+export interface TlsListenOptions extends Tcp.TcpOptions {
+  /** The server's certificate chain. */
+  readonly cert: Pem
+  /** Its private key. */
+  readonly key: Pem
+  /** When set, clients must present a certificate signed by one of these CAs (mutual TLS). */
+  readonly ca?: Pem | ReadonlyArray<Pem>
+  /** A connection whose handshake takes longer is destroyed (default {@link DEFAULT_HANDSHAKE_TIMEOUT_MS}). */
+  readonly handshakeTimeoutMs?: number
+  /** Handshakes in flight at once; more connections are dropped (default {@link DEFAULT_MAX_PENDING_HANDSHAKES}). */
+  readonly maxPendingHandshakes?: number
+  /** Kernel accept backlog (default 511). */
+  readonly backlog?: number
+}
+
+/** Counters of a TLS listener. */
+export interface TlsServerStats {
+  /** Handshakes completed (connections handed to `accept`). */
+  readonly handshakes: number
+  /** Handshakes that failed, timed out or were dropped over `maxPendingHandshakes`. */
+  readonly handshakeFailures: number
+  /** Handshakes in flight now. */
+  readonly pending: number
+}
+
+/** A listening TLS server: a {@link Tcp.TcpServer} of verified connections, plus counters. */
+export interface TlsServer extends Tcp.TcpServer {
+  readonly stats: () => TlsServerStats
+}
+
+const toBuffer = (pem: Pem): string | Buffer => (typeof pem === "string" ? pem : Buffer.from(pem))
+
+const toBuffers = (pem: Pem | ReadonlyArray<Pem>): Array<string | Buffer> =>
+  typeof pem === "string" || pem instanceof Uint8Array ? [toBuffer(pem)] : pem.map(toBuffer)
+
+const formatAddress = (host: string | undefined, port: number | undefined): string =>
+  host === undefined ? "unknown" : host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
+
+const codeOf = (cause: unknown): string | undefined => {
+  const code = (cause as { code?: unknown } | undefined)?.code
+  return typeof code === "string" ? code : undefined
+}
+
+const rawMessage = (cause: unknown): string => {
+  const message = cause instanceof Error ? cause.message : String(cause)
+  // OpenSSL messages carry a source location after the reason; keep the first line only.
+  const line = message.split("\n")[0]!.trim()
+  const code = codeOf(cause)
+  return code === undefined ? line : `${code}: ${line}`
+}
+
+const UNTRUSTED = new Set([
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_UNTRUSTED",
+  "INVALID_CA"
+])
+
+/**
+ * What a client-side TLS failure most likely means and what to change, from the error code the
+ * runtime reports. Exported for the CLI and tests.
+ */
+export const clientHint = (cause: unknown): string | undefined => {
+  const code = codeOf(cause) ?? ""
+  const message = cause instanceof Error ? cause.message : ""
+  if (UNTRUSTED.has(code))
+    return "the server's certificate is not signed by a trusted CA (give the CA that signed it with --tls-ca)"
+  if (code === "CERT_HAS_EXPIRED") return "the server's certificate has expired"
+  if (code === "CERT_NOT_YET_VALID") return "the server's certificate is not valid yet (check the clocks)"
+  if (code === "ERR_TLS_CERT_ALTNAME_INVALID")
+    return "the server's certificate does not name the host dialled (dial a name it carries, or set --tls-servername)"
+  if (code.includes("CERTIFICATE_REQUIRED"))
+    return "the server requires a client certificate (set --tls-cert and --tls-key)"
+  if (code.includes("ALERT_UNKNOWN_CA") || code.includes("ALERT_BAD_CERTIFICATE") || code.includes("DECRYPT_ERROR"))
+    return "the server rejected our client certificate (is it signed by the CA the server was given with --tls-ca?)"
+  if (code.includes("WRONG_VERSION_NUMBER") || code.includes("PACKET_LENGTH_TOO_LONG") || code.includes("RECORD"))
+    return "the server does not speak TLS (is it started with --tls-cert/--tls-key?)"
+  if (code === "ECONNRESET" || code === "EPIPE" || message.includes("before secure TLS connection"))
+    return "the server closed the connection during the TLS handshake (is it a TLS server? does it require a client certificate?)"
+  return undefined
+}
+
+const handshakeError = (where: string, cause: unknown): TransportError => {
+  const hint = clientHint(cause)
+  return new TransportError({
+    operation: "handshake",
+    message:
+      hint === undefined
+        ? `TLS handshake with ${where} failed: ${rawMessage(cause)}`
+        : `TLS handshake with ${where} failed: ${hint} (${rawMessage(cause)})`,
+    cause
+  })
+}
+
+const ignoreError = () => {}
+
+/**
+ * Dials `host:port` over TLS. Scoped: closing the scope `close`s the transport (TLS close_notify
+ * and FIN). Interrupting the dial, or a dial that does not complete within `handshakeTimeoutMs`,
+ * destroys the half-open socket.
+ */
+export const connect = (
+  address: Tcp.TcpAddress,
+  options: TlsConnectOptions = {}
+): Effect.Effect<Transport, TransportError, Scope.Scope> =>
+  Effect.acquireRelease(dialTls(address, options), (transport) => transport.close)
+
+const dialTls = (address: Tcp.TcpAddress, options: TlsConnectOptions): Effect.Effect<Transport, TransportError> =>
+  Effect.suspend(() => {
+    const where = formatAddress(address.host, address.port)
+    const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS
+    let tcpConnected = false
+    const dial = Effect.callback<Transport, TransportError>((resume) => {
+      const servername = options.servername ?? (net.isIP(address.host) === 0 ? address.host : undefined)
+      let socket: tls.TLSSocket
+      try {
+        const connectOptions: tls.ConnectionOptions & { readonly allowHalfOpen: boolean } = {
+          host: address.host,
+          port: address.port,
+          allowHalfOpen: true,
+          rejectUnauthorized: options.rejectUnauthorized ?? true,
+          ...(servername === undefined ? {} : { servername }),
+          ...(options.ca === undefined ? {} : { ca: toBuffers(options.ca) }),
+          ...(options.cert === undefined ? {} : { cert: toBuffer(options.cert) }),
+          ...(options.key === undefined ? {} : { key: toBuffer(options.key) })
+        }
+        socket = tls.connect(connectOptions)
+      } catch (cause) {
+        // Bad PEM and the like throw synchronously.
+        resume(
+          Effect.fail(
+            new TransportError({
+              operation: "handshake",
+              message: `TLS setup for ${where} failed: ${rawMessage(cause)}`,
+              cause
+            })
+          )
+        )
+        return
+      }
+      socket.pause()
+      const detach = () => {
+        socket.off("error", onError)
+        socket.off("connect", onConnect)
+        socket.off("secureConnect", onSecure)
+      }
+      const onConnect = () => {
+        tcpConnected = true
+      }
+      const onError = (cause: Error) => {
+        detach()
+        socket.on("error", ignoreError)
+        socket.destroy()
+        resume(
+          Effect.fail(
+            tcpConnected
+              ? handshakeError(where, cause)
+              : new TransportError({
+                  operation: "connect",
+                  message: `cannot connect to ${where}: ${rawMessage(cause)}`,
+                  cause
+                })
+          )
+        )
+      }
+      const onSecure = () => {
+        detach()
+        resume(Effect.succeed(Tcp.makeTransport(socket, options)))
+      }
+      socket.on("connect", onConnect)
+      socket.once("error", onError)
+      socket.once("secureConnect", onSecure)
+      return Effect.sync(() => {
+        detach()
+        socket.on("error", ignoreError)
+        socket.destroy()
+      })
+    })
+    return dial.pipe(
+      Effect.timeoutOrElse({
+        duration: timeoutMs,
+        orElse: () =>
+          Effect.fail(
+            tcpConnected
+              ? new TransportError({
+                  operation: "handshake",
+                  message: `TLS handshake with ${where} did not complete within ${timeoutMs} ms (is it a TLS server?)`
+                })
+              : new TransportError({
+                  operation: "connect",
+                  message: `cannot connect to ${where}: no answer within ${timeoutMs} ms`
+                })
+          )
+      })
+    )
+  })
+
+/**
+ * Listens on `host:port` (port 0 picks a free one) and serves TLS with `cert`/`key`; with `ca`,
+ * requires client certificates signed by it. Scoped; see the module invariants.
+ */
+export const listen = (
+  address: Tcp.TcpAddress & { readonly backlog?: number },
+  options: TlsListenOptions
+): Effect.Effect<TlsServer, TransportError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const where = formatAddress(address.host, address.port)
+    const handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS
+    const maxPending = options.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES
+    const queue = yield* Queue.unbounded<Transport, TransportError>()
+    // Handshake failures, logged by a fiber of the listener's scope; never blocks the event handler.
+    const failures = yield* Queue.dropping<string>(256)
+    yield* Effect.forkScoped(
+      Effect.forever(Effect.flatMap(Queue.take(failures), (message) => Effect.logWarning(message)))
+    )
+
+    let closed = false
+    let handshakes = 0
+    let handshakeFailures = 0
+    // Raw sockets whose handshake is in flight, keyed by remote address and port.
+    const pending = new Map<string, net.Socket>()
+    const failed = new WeakSet<object>()
+
+    const recordFailure = (socket: object | undefined, peer: string, reason: string) => {
+      if (socket !== undefined) {
+        if (failed.has(socket)) return
+        failed.add(socket)
+      }
+      handshakeFailures++
+      Queue.offerUnsafe(failures, `tls: handshake with ${peer} failed: ${reason}`)
+    }
+
+    let server: tls.Server
+    try {
+      server = tls.createServer({
+        cert: toBuffer(options.cert),
+        key: toBuffer(options.key),
+        allowHalfOpen: true,
+        handshakeTimeout: handshakeTimeoutMs,
+        ...(options.ca === undefined ? {} : { ca: toBuffers(options.ca), requestCert: true, rejectUnauthorized: true })
+      })
+    } catch (cause) {
+      return yield* Effect.fail(
+        new TransportError({
+          operation: "listen",
+          message: `cannot set up TLS on ${where}: ${rawMessage(cause)} (check --tls-cert, --tls-key and --tls-ca)`,
+          cause
+        })
+      )
+    }
+
+    server.on("connection", (raw: net.Socket) => {
+      const peer = formatAddress(raw.remoteAddress, raw.remotePort)
+      if (closed || pending.size >= maxPending) {
+        if (!closed) recordFailure(undefined, peer, `more than ${maxPending} handshakes in flight; dropped`)
+        raw.on("error", ignoreError)
+        raw.destroy()
+        return
+      }
+      pending.set(peer, raw)
+      raw.once("close", () => {
+        if (pending.get(peer) === raw) pending.delete(peer)
+      })
+    })
+    server.on("tlsClientError", (cause: Error, socket: tls.TLSSocket) => {
+      const peer = formatAddress(socket.remoteAddress, socket.remotePort)
+      const raw = pending.get(peer)
+      pending.delete(peer)
+      recordFailure(socket, peer, rawMessage(cause))
+      socket.on("error", ignoreError)
+      socket.destroy()
+      raw?.destroy()
+    })
+    server.on("secureConnection", (socket: tls.TLSSocket) => {
+      const peer = formatAddress(socket.remoteAddress, socket.remotePort)
+      pending.delete(peer)
+      if (closed) {
+        socket.on("error", ignoreError)
+        socket.destroy()
+        return
+      }
+      handshakes++
+      Queue.offerUnsafe(queue, Tcp.makeTransport(socket, options))
+    })
+
+    const failQueue = (message: string, cause?: unknown) =>
+      Queue.failCauseUnsafe(queue, Cause.fail(new TransportError({ operation: "listen", message, cause })))
+
+    yield* Effect.acquireRelease(
+      Effect.callback<void, TransportError>((resume) => {
+        const onError = (cause: Error) => {
+          server.off("listening", onListening)
+          resume(
+            Effect.fail(
+              new TransportError({
+                operation: "listen",
+                message: `cannot listen on ${where}: ${rawMessage(cause)}`,
+                cause
+              })
+            )
+          )
+        }
+        const onListening = () => {
+          server.off("error", onError)
+          server.on("error", (cause) => failQueue(`server failed: ${rawMessage(cause)}`, cause))
+          resume(Effect.void)
+        }
+        server.once("error", onError)
+        server.once("listening", onListening)
+        server.listen({ host: address.host, port: address.port, backlog: address.backlog ?? options.backlog ?? 511 })
+      }),
+      () =>
+        Effect.sync(() => {
+          closed = true
+          server.close()
+          for (const raw of pending.values()) {
+            raw.on("error", ignoreError)
+            raw.destroy()
+          }
+          pending.clear()
+          for (let exit = Queue.takeUnsafe(queue); exit !== undefined; exit = Queue.takeUnsafe(queue)) {
+            if (Exit.isFailure(exit)) break
+            Effect.runSync(exit.value.reset)
+          }
+          failQueue("server closed")
+        })
+    )
+    const bound = server.address()
+    const boundAddress: Tcp.TcpAddress =
+      bound !== null && typeof bound === "object"
+        ? { host: bound.address, port: bound.port }
+        : { host: address.host, port: address.port }
+    const tlsServer: TlsServer = {
+      address: boundAddress,
+      accept: Queue.take(queue),
+      stats: () => ({ handshakes, handshakeFailures, pending: pending.size })
+    }
+    return tlsServer
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Configuration from command-line flags.
+
+/** Why the TLS configuration cannot be used; `flag` names the flag to fix. */
+export class TlsConfigError extends Data.TaggedError("TlsConfigError")<{
+  readonly flag: string
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+/** The server's TLS flags, one field per flag: `--tls-cert FILE --tls-key FILE [--tls-ca FILE]`. */
+export interface ServerTlsFlags {
+  readonly tlsCert?: string | undefined
+  readonly tlsKey?: string | undefined
+  readonly tlsCa?: string | undefined
+}
+
+/**
+ * The proxy's TLS flags, one field per flag: `--tls [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]
+ * [--tls-servername NAME]`. Any `--tls-*` flag implies `--tls`.
+ */
+export interface ProxyTlsFlags {
+  readonly tls?: boolean | undefined
+  readonly tlsCa?: string | undefined
+  readonly tlsCert?: string | undefined
+  readonly tlsKey?: string | undefined
+  readonly tlsServername?: string | undefined
+}
+
+/** Files read by {@link loadTlsFiles}, as PEM bytes. */
+export interface TlsFiles {
+  readonly cert?: Uint8Array
+  readonly key?: Uint8Array
+  readonly ca?: Uint8Array
+}
+
+const PEM_LABELS = {
+  cert: /-----BEGIN CERTIFICATE-----/,
+  key: /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/,
+  ca: /-----BEGIN CERTIFICATE-----/
+} as const
+
+const readPem = (flag: string, path: string, kind: keyof typeof PEM_LABELS) =>
+  Effect.tryPromise({
+    try: () => readFile(path),
+    catch: (cause) => {
+      const code = codeOf(cause)
+      const why =
+        code === "ENOENT"
+          ? "no such file"
+          : code === "EACCES" || code === "EPERM" || (cause as { name?: string })?.name === "NotCapable"
+            ? "permission denied"
+            : rawMessage(cause)
+      return new TlsConfigError({ flag, message: `${flag} ${path}: cannot read the file (${why})`, cause })
+    }
+  }).pipe(
+    Effect.flatMap((bytes) => {
+      const text = new TextDecoder().decode(bytes)
+      if (!PEM_LABELS[kind].test(text)) {
+        const expected = kind === "key" ? "a PEM private key (-----BEGIN PRIVATE KEY-----)" : "PEM certificates"
+        return Effect.fail(new TlsConfigError({ flag, message: `${flag} ${path}: expected ${expected}` }))
+      }
+      return Effect.succeed(new Uint8Array(bytes))
+    })
+  )
+
+/**
+ * Reads the PEM files named by the flags; a missing, unreadable or non-PEM file fails with a
+ * {@link TlsConfigError} naming the flag. Fields left out are not read.
+ */
+export const loadTlsFiles = (files: {
+  readonly cert?: string | undefined
+  readonly key?: string | undefined
+  readonly ca?: string | undefined
+}): Effect.Effect<TlsFiles, TlsConfigError> =>
+  Effect.gen(function* () {
+    const cert = files.cert === undefined ? undefined : yield* readPem("--tls-cert", files.cert, "cert")
+    const key = files.key === undefined ? undefined : yield* readPem("--tls-key", files.key, "key")
+    const ca = files.ca === undefined ? undefined : yield* readPem("--tls-ca", files.ca, "ca")
+    return {
+      ...(cert === undefined ? {} : { cert }),
+      ...(key === undefined ? {} : { key }),
+      ...(ca === undefined ? {} : { ca })
+    }
+  })
+
+const checkPair = (cert: string | undefined, key: string | undefined) => {
+  if (cert !== undefined && key === undefined)
+    return Effect.fail(new TlsConfigError({ flag: "--tls-key", message: "--tls-cert needs --tls-key" }))
+  if (key !== undefined && cert === undefined)
+    return Effect.fail(new TlsConfigError({ flag: "--tls-cert", message: "--tls-key needs --tls-cert" }))
+  return Effect.void
+}
+
+/** Checks that a certificate and key belong together, where the runtime can tell at set-up time. */
+const checkKeyMatches = (files: TlsFiles) => {
+  if (files.cert === undefined || files.key === undefined || typeof tls.createSecureContext !== "function")
+    return Effect.void
+  return Effect.try({
+    try: () => {
+      tls.createSecureContext({ cert: Buffer.from(files.cert!), key: Buffer.from(files.key!) })
+    },
+    catch: (cause) =>
+      new TlsConfigError({
+        flag: "--tls-key",
+        message: `--tls-cert/--tls-key cannot be used together: ${rawMessage(cause)}`,
+        cause
+      })
+  })
+}
+
+/**
+ * The server's TLS options from its flags: `undefined` without `--tls-cert`/`--tls-key` (plain
+ * yamux), else the files read and checked. `--tls-ca` without a certificate is an error.
+ */
+export const serverOptionsFromFlags = (
+  flags: ServerTlsFlags
+): Effect.Effect<TlsListenOptions | undefined, TlsConfigError> =>
+  Effect.gen(function* () {
+    if (flags.tlsCert === undefined && flags.tlsKey === undefined) {
+      if (flags.tlsCa !== undefined)
+        return yield* new TlsConfigError({
+          flag: "--tls-ca",
+          message: "--tls-ca (require client certificates) needs --tls-cert and --tls-key"
+        })
+      return undefined
+    }
+    yield* checkPair(flags.tlsCert, flags.tlsKey)
+    const files = yield* loadTlsFiles({ cert: flags.tlsCert, key: flags.tlsKey, ca: flags.tlsCa })
+    yield* checkKeyMatches(files)
+    const options: TlsListenOptions = {
+      cert: files.cert!,
+      key: files.key!,
+      ...(files.ca === undefined ? {} : { ca: files.ca })
+    }
+    return options
+  })
+
+/**
+ * The proxy's TLS options from its flags: `undefined` when TLS is off (no `--tls`, no `--tls-*`),
+ * else the files read and checked; without `--tls-ca` the system trust store verifies the server.
+ */
+export const clientOptionsFromFlags = (
+  flags: ProxyTlsFlags
+): Effect.Effect<TlsConnectOptions | undefined, TlsConfigError> =>
+  Effect.gen(function* () {
+    const enabled =
+      flags.tls === true ||
+      flags.tlsCa !== undefined ||
+      flags.tlsCert !== undefined ||
+      flags.tlsKey !== undefined ||
+      flags.tlsServername !== undefined
+    if (!enabled) return undefined
+    yield* checkPair(flags.tlsCert, flags.tlsKey)
+    if (flags.tlsServername !== undefined && flags.tlsServername.trim() === "")
+      return yield* new TlsConfigError({ flag: "--tls-servername", message: "--tls-servername must not be empty" })
+    const files = yield* loadTlsFiles({ cert: flags.tlsCert, key: flags.tlsKey, ca: flags.tlsCa })
+    yield* checkKeyMatches(files)
+    const options: TlsConnectOptions = {
+      ...(files.ca === undefined ? {} : { ca: files.ca }),
+      ...(files.cert === undefined ? {} : { cert: files.cert }),
+      ...(files.key === undefined ? {} : { key: files.key }),
+      ...(flags.tlsServername === undefined ? {} : { servername: flags.tlsServername })
+    }
+    return options
+  })
