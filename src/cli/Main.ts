@@ -38,6 +38,14 @@ export const SHUTDOWN_GRACE_MILLIS = 10_000
 const SIGNAL_NUMBERS = { SIGINT: 2, SIGTERM: 15 } as const
 type Signal = keyof typeof SIGNAL_NUMBERS
 
+/** The runtime executing the command, with its version. */
+export const runtime = (): string => {
+  const global = globalThis as { Deno?: { version: { deno: string } }; Bun?: { version: string } }
+  if (global.Deno !== undefined) return `deno ${global.Deno.version.deno}`
+  if (global.Bun !== undefined) return `bun ${global.Bun.version}`
+  return `node ${process.versions.node}`
+}
+
 const formatValue = (value: unknown): string => {
   const text = typeof value === "string" ? value : Formatter.format(value)
   return /[\s"=]/.test(text) ? JSON.stringify(text) : text
@@ -108,6 +116,7 @@ export const run = <C extends CommonConfig>(command: Command<C>): void => {
   }
 
   const main = Effect.gen(function* () {
+    yield* Effect.logInfo(`${command.name}: starting on ${runtime()} (pid ${process.pid})`)
     yield* command.start(config)
     return yield* Effect.never
   }).pipe(

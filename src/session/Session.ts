@@ -37,7 +37,7 @@ import {
   WindowExceeded
 } from "./MuxError.ts"
 import { Outbox } from "./Outbox.ts"
-import { Signal } from "./Signal.ts"
+import { defer, Signal } from "./Signal.ts"
 import { MuxStream, type StreamHost, scopedStream } from "./Stream.ts"
 
 /** A lifecycle event of a session, for logs and metrics (never on the data path). */
@@ -234,7 +234,8 @@ class SessionCore implements StreamHost {
           // An unsolicited pong is ignored (design choice: hashicorp does the same).
           if (pending !== undefined) {
             this.pings.delete(frame.length)
-            Deferred.doneUnsafe(pending.done, Exit.succeed(this.clock.currentTimeMillisUnsafe() - pending.sentAt))
+            const rtt = this.clock.currentTimeMillisUnsafe() - pending.sentAt
+            defer(() => Deferred.doneUnsafe(pending.done, Exit.succeed(rtt)))
           }
         }
         return undefined
@@ -365,21 +366,27 @@ class SessionCore implements StreamHost {
     this.graceful = graceful || goAwayCode !== undefined
     if (goAwayCode !== undefined) this.outbox.pushControl(FrameType.GoAway, 0, 0, goAwayCode)
     this.fault = error
-    for (const s of this.streams.values()) s.failWith(error)
+    // Settle the bookkeeping before waking anyone (wake-ups and Deferreds are deferred to a
+    // microtask, so no waiter runs inside this call).
+    const streams = Array.from(this.streams.values())
+    const pings = Array.from(this.pings.values())
     this.streams.clear()
     this.acceptQueue.length = 0
     this.openTimers.clear()
     this.closeTimers.clear()
     this.unacked = 0
     this.bufferedBytes = 0
-    for (const p of this.pings.values()) Deferred.doneUnsafe(p.done, Exit.fail(error))
     this.pings.clear()
+    for (const s of streams) s.failWith(error)
+    defer(() => {
+      for (const p of pings) Deferred.doneUnsafe(p.done, Exit.fail(error))
+    })
     this.acceptSignal.notify()
     this.openSignal.notify()
     this.readGate.notify()
     this.drainSignal.notify()
     this.outbox.signal.notify()
-    Deferred.doneUnsafe(this.done, Exit.succeed(error))
+    defer(() => Deferred.doneUnsafe(this.done, Exit.succeed(error)))
     this.onEvent?.({ _tag: "SessionClosed", error })
   }
 

@@ -1,15 +1,44 @@
 /**
  * A wake-up signal between the synchronous session core and the fibers waiting on it.
  *
- * Invariants: `notify` never blocks and may be called from plain code (the read loop's frame
- * handler); a waiter is woken at most once per `wait`; an interrupted waiter is removed, so no
- * wake-up is lost to or retained by a dead fiber. Waiters must re-check their condition in a loop.
+ * Invariants:
+ * - `notify` never blocks and never runs a fiber: Effect resumes a fiber synchronously inside
+ *   `resume`, so waking from the middle of a core mutation (planning a write batch, routing a frame,
+ *   failing every stream) would let the woken fiber mutate the same structures re-entrantly. Woken
+ *   fibers are instead queued and resumed together from one microtask — one hop for a whole batch
+ *   of wake-ups, after the core has finished its step.
+ * - A waiter is woken at most once per `wait`; an interrupted waiter is removed (and a queued
+ *   resume of an interrupted fiber is ignored by Effect), so no wake-up is retained by a dead fiber.
+ * - Waiters must re-check their condition in a loop.
  *
  * @since 0.1.0
  */
 import { Effect } from "effect"
 
 type Resume = (effect: Effect.Effect<void>) => void
+
+let pending: Array<Resume | (() => void)> = []
+let scheduled = false
+
+const flush = (): void => {
+  scheduled = false
+  const woken = pending
+  pending = []
+  for (let i = 0; i < woken.length; i++) woken[i]!(Effect.void)
+}
+
+const schedule = (): void => {
+  if (!scheduled) {
+    scheduled = true
+    queueMicrotask(flush)
+  }
+}
+
+/** Runs `f` on the wake-up microtask, after the current core step (e.g. completing a Deferred). */
+export const defer = (f: () => void): void => {
+  pending.push(f)
+  schedule()
+}
 
 /** A set of fibers waiting for "something changed". */
 export class Signal {
@@ -29,11 +58,12 @@ export class Signal {
     return this.waiters.length
   }
 
-  /** Wakes every current waiter. */
+  /** Wakes every current waiter (on the next microtask). */
   notify(): void {
     if (this.waiters.length === 0) return
     const woken = this.waiters
     this.waiters = []
-    for (let i = 0; i < woken.length; i++) woken[i]!(Effect.void)
+    for (let i = 0; i < woken.length; i++) pending.push(woken[i]!)
+    schedule()
   }
 }

@@ -95,14 +95,6 @@ const describeCause = (cause: unknown): string => {
 const ENDED: Effect.Effect<Uint8Array | null, TransportError> = Effect.succeed(null)
 
 /**
- * Deno 2.9's `node:net` corrupts the byte stream when corked writes are flushed as one `writev`
- * under backpressure (bytes of earlier chunks reappear in place of later ones; seen with 8 MiB
- * echoes, reproduced by `test/runtimes/scenarios/session-tcp.ts`). There, a gathered write is
- * copied into one buffer instead: one copy per batch, and the same single write.
- */
-const CORK_IS_BROKEN = "Deno" in globalThis
-
-/**
  * Wraps a connected socket (a `net.Socket`, a `tls.TLSSocket` after its handshake, or any socket-like
  * duplex) as a {@link Transport}. Not scoped: the caller owns the transport and must `close` or
  * `reset` it; {@link connect} and {@link serve} do that for you. The socket is paused at once and
@@ -255,10 +247,6 @@ export const makeTransport = (socket: net.Socket, options?: TcpOptions): Transpo
       let ok = true
       if (writeChunks.length === 1) {
         if (writeChunks[0]!.length > 0) ok = socket.write(writeChunks[0]!)
-      } else if (writeChunks.length > 1 && CORK_IS_BROKEN) {
-        let total = 0
-        for (let i = 0; i < writeChunks.length; i++) total += writeChunks[i]!.length
-        ok = socket.write(concat(writeChunks, total))
       } else if (writeChunks.length > 1) {
         socket.cork()
         for (let i = 0; i < writeChunks.length; i++) {

@@ -84,6 +84,16 @@ export interface TlsListenOptions extends Tcp.TcpOptions {
   readonly maxPendingHandshakes?: number
   /** Kernel accept backlog (default 511). */
   readonly backlog?: number
+  /** Called (synchronously, from the I/O callback) for every failed handshake, after it is counted. */
+  readonly onHandshakeFailure?: (failure: HandshakeFailure) => void
+}
+
+/** A handshake a TLS listener refused. */
+export interface HandshakeFailure {
+  /** The peer's address, e.g. `127.0.0.1:53122`. */
+  readonly peer: string
+  /** What the TLS stack reported, code first (e.g. `ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE: …`). */
+  readonly reason: string
 }
 
 /** Counters of a TLS listener. */
@@ -305,6 +315,7 @@ export const listen = (
       }
       handshakeFailures++
       Queue.offerUnsafe(failures, `tls: handshake with ${peer} failed: ${reason}`)
+      options.onHandshakeFailure?.({ peer, reason })
     }
 
     let server: tls.Server

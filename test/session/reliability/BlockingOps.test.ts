@@ -215,6 +215,7 @@ describe("writes that hang forever", () => {
         const error = yield* Effect.flip(Fiber.join(writer))
         assert.strictEqual(error.reason._tag, "StreamReset")
         assert.isFalse((error.reason as { readonly remote: boolean }).remote, "reset locally")
+        yield* eventually(() => s.state === "Reset", "the RST reached the peer")
         assert.strictEqual(yield* reasonOf(s.read), "StreamReset")
         assert.strictEqual(sp.client.stats().streams, 0)
         assert.strictEqual(sp.server.stats().streams, 0)
