@@ -41,7 +41,7 @@ describe("stream adapters", () => {
             const reader = yield* socket.reader
             const writer = yield* socket.writer
             const first = yield* reader.pull
-            yield* writer.write(decode(first as Array<Uint8Array>).toUpperCase())
+            yield* writer.write(decode(first as ReadonlyArray<Uint8Array>).toUpperCase())
             const end = yield* Effect.flip(reader.pull)
             return end.reason._tag
           })
