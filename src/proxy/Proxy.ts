@@ -96,8 +96,12 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
   let bytesUp = 0
   let bytesDown = 0
 
+  // Log lines name the client; annotating each line (not the whole actor) keeps an idle actor lean.
+  const log = (client: Transport, line: Effect.Effect<void>) =>
+    Effect.annotateLogs(line, { client: client.remoteAddress })
+
   const refuse = (client: Transport, error: ProxyError) =>
-    Effect.gen(function* () {
+    Effect.suspend(() => {
       refused++
       Events.publish(events, {
         _tag: "ClientRefused",
@@ -105,25 +109,35 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
         peer: client.remoteAddress,
         reason: error.message
       })
-      yield* Effect.logWarning(`closing client: ${error.message}`)
-      yield* error.reason._tag === "ClientLimit" ? client.reset : client.close
+      return Effect.andThen(
+        log(client, Effect.logWarning(`closing client: ${error.message}`)),
+        error.reason._tag === "ClientLimit" ? client.reset : client.close
+      )
     })
 
+  // Plain combinators rather than a generator: the actor spends its life parked in `splice`.
   const carry = (client: Transport) =>
-    Effect.gen(function* () {
-      const stream = yield* opener.openUnscoped
+    Effect.flatMap(opener.openUnscoped, (stream) => {
       carried++
-      yield* Effect.logDebug(`stream ${stream.id} opened`)
       const stats = { aToB: 0, bToA: 0 }
-      const exit = yield* Effect.exit(splice(client, stream, stats))
-      bytesUp += stats.aToB
-      bytesDown += stats.bToA
-      if (exit._tag === "Failure") {
-        yield* Effect.logDebug(`stream ${stream.id} ended with an error; client reset`, exit.cause)
-      } else {
-        yield* Effect.logDebug(`stream ${stream.id} closed (${stats.aToB} bytes up, ${stats.bToA} down)`)
-      }
-    }).pipe(Effect.catch((error: ProxyError) => refuse(client, error)))
+      return Effect.andThen(
+        log(client, Effect.logDebug(`stream ${stream.id} opened`)),
+        Effect.onExit(splice(client, stream, stats), (exit) => {
+          bytesUp += stats.aToB
+          bytesDown += stats.bToA
+          return exit._tag === "Failure"
+            ? log(client, Effect.logDebug(`stream ${stream.id} ended with an error; client reset`, exit.cause))
+            : log(client, Effect.logDebug(`stream ${stream.id} closed (${stats.aToB} bytes up, ${stats.bToA} down)`))
+        })
+      )
+    }).pipe(
+      Effect.catchIf(
+        (error): error is ProxyError => error instanceof ProxyError,
+        (error) => refuse(client, error),
+        // A failed splice was logged above and has already reset both sides.
+        () => Effect.void
+      )
+    )
 
   const actor = (client: Transport) =>
     Effect.suspend(() => {
@@ -138,7 +152,7 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
           })
         )
       )
-    }).pipe(Effect.annotateLogs({ client: client.remoteAddress }))
+    })
 
   const actors = yield* FiberSet.make<void, never>()
   const listenerScope = yield* Scope.fork(scope)

@@ -108,11 +108,13 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
           stream.resetNow(false)
           return Exit.hasInterrupts(exit)
             ? Effect.void
-            : Effect.logDebug(`stream ${stream.id}: handler failed; stream reset`, exit.cause)
+            : Effect.annotateLogs(Effect.logDebug(`stream ${stream.id}: handler failed; stream reset`, exit.cause), {
+                peer,
+                stream: stream.id
+              })
         })
       ),
-      Effect.ignore,
-      Effect.annotateLogs({ peer, stream: stream.id })
+      Effect.ignore
     )
 
   const serveLink = (accepted: Transport) =>

@@ -110,8 +110,13 @@ export class MuxStream implements Transport<MuxError> {
   // Public API (Effect)
   // ---------------------------------------------------------------------------------------------
 
+  // The Effect-valued members are getters, not fields: an idle stream then carries no closures
+  // (thousands of idle proxied connections are the memory budget's main cost).
+
   /** Next bytes from the peer, `null` once the peer has sent FIN and everything was read. */
-  readonly read: Effect.Effect<Uint8Array | null, MuxError> = Effect.suspend(() => this.readLoop())
+  get read(): Effect.Effect<Uint8Array | null, MuxError> {
+    return Effect.suspend(() => this.readLoop())
+  }
 
   /** Queues bytes for sending; waits while more than `writeBufferSize` bytes are queued. */
   write(chunks: ReadonlyArray<Uint8Array>): Effect.Effect<void, MuxError> {
@@ -134,40 +139,48 @@ export class MuxStream implements Transport<MuxError> {
   }
 
   /** Sends FIN after the queued bytes: the peer reads EOF; we may still read. */
-  readonly closeWrite: Effect.Effect<void> = Effect.sync(() => this.finish())
+  get closeWrite(): Effect.Effect<void> {
+    return Effect.sync(() => this.finish())
+  }
 
   /** FIN, then waits for the peer's FIN; resets the stream if that takes longer than the close timeout. */
-  readonly close: Effect.Effect<void> = Effect.suspend(() => {
-    this.finish()
-    return this.awaitTerminal().pipe(
-      Effect.timeoutOrElse({
-        duration: this.host.config.closeTimeoutMillis,
-        orElse: () => Effect.sync(() => this.resetNow(false))
-      })
-    )
-  })
+  get close(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      this.finish()
+      return this.awaitTerminal().pipe(
+        Effect.timeoutOrElse({
+          duration: this.host.config.closeTimeoutMillis,
+          orElse: () => Effect.sync(() => this.resetNow(false))
+        })
+      )
+    })
+  }
 
   /** Aborts the stream both ways (RST). */
-  readonly reset: Effect.Effect<void> = Effect.sync(() => this.resetNow(false))
+  get reset(): Effect.Effect<void> {
+    return Effect.sync(() => this.resetNow(false))
+  }
 
   /** Reads everything until the peer's FIN (for tests and small handlers). */
-  readonly readAll: Effect.Effect<Uint8Array, MuxError> = Effect.gen({ self: this }, function* () {
-    const parts: Array<Uint8Array> = []
-    let total = 0
-    while (true) {
-      const chunk = yield* this.read
-      if (chunk === null) break
-      parts.push(chunk)
-      total += chunk.length
-    }
-    const out = new Uint8Array(total)
-    let offset = 0
-    for (const part of parts) {
-      out.set(part, offset)
-      offset += part.length
-    }
-    return out
-  })
+  get readAll(): Effect.Effect<Uint8Array, MuxError> {
+    return Effect.gen({ self: this }, function* () {
+      const parts: Array<Uint8Array> = []
+      let total = 0
+      while (true) {
+        const chunk = yield* this.read
+        if (chunk === null) break
+        parts.push(chunk)
+        total += chunk.length
+      }
+      const out = new Uint8Array(total)
+      let offset = 0
+      for (const part of parts) {
+        out.set(part, offset)
+        offset += part.length
+      }
+      return out
+    })
+  }
 
   // ---------------------------------------------------------------------------------------------
   // Waiting

@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Effect } from "effect"
+import { Effect, Fiber } from "effect"
 import type { Transport } from "./Transport.ts"
 
 /** Byte counts moved by {@link splice}, per direction. */
@@ -25,25 +25,45 @@ export const pump = <E1, E2>(
   to: Transport<E2>,
   stats: SpliceStats = { aToB: 0, bToA: 0 },
   key: keyof SpliceStats = "aToB"
-): Effect.Effect<void, E1 | E2> =>
-  Effect.gen(function* () {
-    while (true) {
-      const chunk = yield* from.read
-      if (chunk === null) return yield* to.closeWrite
-      stats[key] += chunk.length
-      yield* to.write([chunk])
-    }
+): Effect.Effect<void, E1 | E2> => {
+  // A flatMap loop rather than a generator: a parked pump then holds no generator object, and an
+  // idle proxied connection is mostly parked pumps.
+  const loop: Effect.Effect<void, E1 | E2> = Effect.flatMap(from.read, (chunk): Effect.Effect<void, E1 | E2> => {
+    if (chunk === null) return to.closeWrite
+    stats[key] += chunk.length
+    return Effect.flatMap(to.write([chunk]), () => loop)
   })
+  return loop
+}
 
 /**
  * Pumps `a → b` and `b → a` until both directions reached EOF. On failure or interruption both
  * sides are reset. Pass `stats` to count the bytes moved.
+ *
+ * One direction runs in the calling fiber and only the other is forked: an idle proxied
+ * connection costs two fibers (its actor and one pump), not three.
  */
 export const splice = <E1, E2>(
   a: Transport<E1>,
   b: Transport<E2>,
   stats: SpliceStats = { aToB: 0, bToA: 0 }
 ): Effect.Effect<void, E1 | E2> =>
-  Effect.all([pump(a, b, stats, "aToB"), pump(b, a, stats, "bToA")], { concurrency: 2, discard: true }).pipe(
-    Effect.onExit((exit) => (exit._tag === "Success" ? Effect.void : Effect.andThen(a.reset, b.reset)))
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function* () {
+      const resetBoth = Effect.andThen(a.reset, b.reset)
+      // A failure of the forked direction resets both sides at once, which ends the other direction.
+      const back = yield* Effect.forkChild(restore(pump(b, a, stats, "bToA")).pipe(Effect.onError(() => resetBoth)))
+      const forward = yield* Effect.exit(restore(pump(a, b, stats, "aToB")))
+      if (forward._tag === "Failure") {
+        yield* resetBoth
+        yield* Fiber.interrupt(back)
+        return yield* forward
+      }
+      const backward = yield* Effect.exit(restore(Fiber.join(back)))
+      if (backward._tag === "Failure") {
+        yield* resetBoth
+        yield* Fiber.interrupt(back)
+      }
+      return yield* backward
+    })
   )

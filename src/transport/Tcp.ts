@@ -104,143 +104,196 @@ export const fromSocket = (socket: net.Socket, options?: TcpOptions): Effect.Eff
   Effect.sync(() => makeTransport(socket, options))
 
 /** The synchronous core of {@link fromSocket}, for event handlers that cannot run an Effect. */
-export const makeTransport = (socket: net.Socket, options?: TcpOptions): Transport => {
-  const highWaterMark = options?.readHighWaterMark ?? DEFAULT_READ_HIGH_WATER_MARK
-  const closeGraceMs = options?.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS
-  const remoteAddress = formatAddress(socket.remoteAddress, socket.remotePort)
+export const makeTransport = (socket: net.Socket, options?: TcpOptions): Transport =>
+  new TcpTransport(
+    socket,
+    options?.readHighWaterMark ?? DEFAULT_READ_HIGH_WATER_MARK,
+    options?.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS
+  )
 
-  const chunks: Array<Uint8Array> = []
-  let buffered = 0
-  let ended = false
-  let flowing = false
-  let readError: TransportError | undefined
-  let writeError: TransportError | undefined
-  // Set by local close/reset: stop delivering input at all.
-  let shut = false
-  let readWaiter: Resume<Uint8Array | null> | undefined
-  const writeWaiters: Array<Resume<void>> = []
-  let graceTimer: ReturnType<typeof setNodeTimeout> | undefined
+const kTransport = Symbol.for("plait/transport/Tcp/transport")
 
-  const pause = () => {
-    if (flowing) {
-      flowing = false
-      socket.pause()
+type SocketWithTransport = net.Socket & { [kTransport]?: TcpTransport }
+
+// Listeners are shared module functions that find their transport on the socket (EventEmitter calls
+// them with `this` = the socket): an idle connection then carries no per-connection closures.
+function onSocketData(this: SocketWithTransport, chunk: Uint8Array) {
+  this[kTransport]?.onData(chunk)
+}
+function onSocketEnd(this: SocketWithTransport) {
+  this[kTransport]?.onEnd()
+}
+function onSocketError(this: SocketWithTransport, cause: Error) {
+  this[kTransport]?.onError(cause)
+}
+function onSocketClose(this: SocketWithTransport) {
+  this[kTransport]?.onClose()
+}
+function onSocketDrain(this: SocketWithTransport) {
+  this[kTransport]?.wakeWriters(Effect.void)
+}
+function onGraceTimeout(socket: net.Socket) {
+  socket.destroy()
+}
+
+/** A {@link Transport} over one socket; see the module invariants. */
+class TcpTransport implements Transport {
+  readonly remoteAddress: string
+  private readonly socket: net.Socket
+  private readonly highWaterMark: number
+  private readonly closeGraceMs: number
+  private chunks: Array<Uint8Array> = []
+  private buffered = 0
+  private ended = false
+  private flowing = false
+  private readError: TransportError | undefined = undefined
+  private writeError: TransportError | undefined = undefined
+  /** Set by local close/reset: stop delivering input at all. */
+  private shut = false
+  private readWaiter: Resume<Uint8Array | null> | undefined = undefined
+  private writeWaiters: Array<Resume<void>> | undefined = undefined
+  private graceTimer: ReturnType<typeof setNodeTimeout> | undefined = undefined
+
+  constructor(socket: net.Socket, highWaterMark: number, closeGraceMs: number) {
+    this.socket = socket
+    this.highWaterMark = highWaterMark
+    this.closeGraceMs = closeGraceMs
+    this.remoteAddress = formatAddress(socket.remoteAddress, socket.remotePort)
+    ;(socket as SocketWithTransport)[kTransport] = this
+    socket.pause()
+    socket.on("data", onSocketData)
+    socket.on("end", onSocketEnd)
+    socket.on("error", onSocketError)
+    socket.on("close", onSocketClose)
+    socket.on("drain", onSocketDrain)
+    // After `end()` Node emits 'finish' instead of 'drain' once the buffer is flushed.
+    socket.on("finish", onSocketDrain)
+    if (typeof socket.setNoDelay === "function") socket.setNoDelay(true)
+    if (socket.destroyed) this.onClose()
+  }
+
+  private pause(): void {
+    if (this.flowing) {
+      this.flowing = false
+      this.socket.pause()
     }
   }
-  const resumeSocket = () => {
-    if (!flowing && !ended && !socket.destroyed) {
-      flowing = true
-      socket.resume()
+
+  private resumeSocket(): void {
+    if (!this.flowing && !this.ended && !this.socket.destroyed) {
+      this.flowing = true
+      this.socket.resume()
     }
   }
 
-  const wakeReader = (effect: Effect.Effect<Uint8Array | null, TransportError>) => {
-    const waiter = readWaiter
+  private wakeReader(effect: Effect.Effect<Uint8Array | null, TransportError>): void {
+    const waiter = this.readWaiter
     if (waiter !== undefined) {
-      readWaiter = undefined
+      this.readWaiter = undefined
       waiter(effect)
     }
   }
-  const wakeWriters = (effect: Effect.Effect<void, TransportError>) => {
-    if (writeWaiters.length === 0) return
-    const waiters = writeWaiters.splice(0, writeWaiters.length)
+
+  /** @internal */
+  wakeWriters(effect: Effect.Effect<void, TransportError>): void {
+    const waiters = this.writeWaiters
+    if (waiters === undefined || waiters.length === 0) return
+    this.writeWaiters = undefined
     for (let i = 0; i < waiters.length; i++) waiters[i]!(effect)
   }
 
-  const onData = (chunk: Uint8Array) => {
-    if (shut) return
-    if (readWaiter !== undefined && buffered === 0) {
+  /** @internal */
+  onData(chunk: Uint8Array): void {
+    if (this.shut) return
+    if (this.readWaiter !== undefined && this.buffered === 0) {
       // Hand the chunk straight to the parked reader: no buffering, no copy.
-      wakeReader(Effect.succeed(chunk))
+      this.wakeReader(Effect.succeed(chunk))
       return
     }
-    chunks.push(chunk)
-    buffered += chunk.length
-    if (buffered >= highWaterMark) pause()
+    this.chunks.push(chunk)
+    this.buffered += chunk.length
+    if (this.buffered >= this.highWaterMark) this.pause()
   }
-  const onEnd = () => {
-    ended = true
-    flowing = false
-    if (buffered === 0) wakeReader(ENDED)
+
+  /** @internal */
+  onEnd(): void {
+    this.ended = true
+    this.flowing = false
+    if (this.buffered === 0) this.wakeReader(ENDED)
   }
-  const fail = (error: TransportError) => {
-    readError ??= new TransportError({ operation: "read", message: error.message, cause: error.cause })
-    writeError ??= new TransportError({ operation: "write", message: error.message, cause: error.cause })
-    if (buffered === 0 && !ended) wakeReader(Effect.fail(readError))
-    wakeWriters(Effect.fail(writeError))
+
+  private fail(message: string, cause?: unknown): void {
+    this.readError ??= new TransportError({ operation: "read", message, cause })
+    this.writeError ??= new TransportError({ operation: "write", message, cause })
+    if (this.buffered === 0 && !this.ended) this.wakeReader(Effect.fail(this.readError))
+    this.wakeWriters(Effect.fail(this.writeError))
   }
-  const onError = (cause: Error) => {
-    fail(
-      new TransportError({
-        operation: "read",
-        message: `connection to ${remoteAddress} failed: ${describeCause(cause)}`,
-        cause
-      })
-    )
+
+  /** @internal */
+  onError(cause: Error): void {
+    this.fail(`connection to ${this.remoteAddress} failed: ${describeCause(cause)}`, cause)
   }
-  const onClose = () => {
-    if (graceTimer !== undefined) {
-      clearNodeTimeout(graceTimer)
-      graceTimer = undefined
+
+  /** @internal */
+  onClose(): void {
+    if (this.graceTimer !== undefined) {
+      clearNodeTimeout(this.graceTimer)
+      this.graceTimer = undefined
     }
-    fail(new TransportError({ operation: "read", message: `connection to ${remoteAddress} closed` }))
+    this.fail(`connection to ${this.remoteAddress} closed`)
   }
-  const onDrain = () => wakeWriters(Effect.void)
 
-  socket.pause()
-  socket.on("data", onData)
-  socket.on("end", onEnd)
-  socket.on("error", onError)
-  socket.on("close", onClose)
-  socket.on("drain", onDrain)
-  // After `end()` Node emits 'finish' instead of 'drain' once the buffer is flushed.
-  socket.on("finish", onDrain)
-  if (typeof socket.setNoDelay === "function") socket.setNoDelay(true)
-  if (socket.destroyed) onClose()
-
-  const takeBuffered = (): Uint8Array => {
-    const out = chunks.length === 1 ? chunks[0]! : concat(chunks, buffered)
-    chunks.length = 0
-    buffered = 0
+  private takeBuffered(): Uint8Array {
+    const out = this.chunks.length === 1 ? this.chunks[0]! : concat(this.chunks, this.buffered)
+    this.chunks = []
+    this.buffered = 0
     return out
   }
 
-  const waitRead = Effect.callback<Uint8Array | null, TransportError>((resume) => {
-    readWaiter = resume
-    resumeSocket()
-    return Effect.sync(() => {
-      if (readWaiter === resume) readWaiter = undefined
+  private waitRead(): Effect.Effect<Uint8Array | null, TransportError> {
+    return Effect.callback<Uint8Array | null, TransportError>((resume) => {
+      this.readWaiter = resume
+      this.resumeSocket()
+      return Effect.sync(() => {
+        if (this.readWaiter === resume) this.readWaiter = undefined
+      })
     })
-  })
+  }
 
-  const read: Effect.Effect<Uint8Array | null, TransportError> = Effect.suspend(() => {
-    if (buffered > 0) {
-      const out = takeBuffered()
-      // Read ahead while the caller processes this batch; bounded by the high-water mark.
-      if (!shut) resumeSocket()
-      return Effect.succeed(out)
-    }
-    if (readError !== undefined && (shut || !ended)) return Effect.fail(readError)
-    if (ended) return ENDED
-    if (readWaiter !== undefined) {
-      return Effect.fail(new TransportError({ operation: "read", message: "concurrent read on one transport" }))
-    }
-    return waitRead
-  })
-
-  const waitDrain = Effect.callback<void, TransportError>((resume) => {
-    if (writeError !== undefined) return resume(Effect.fail(writeError))
-    if (!socket.writableNeedDrain) return resume(Effect.void)
-    writeWaiters.push(resume)
-    return Effect.sync(() => {
-      const i = writeWaiters.indexOf(resume)
-      if (i >= 0) writeWaiters.splice(i, 1)
+  get read(): Effect.Effect<Uint8Array | null, TransportError> {
+    return Effect.suspend(() => {
+      if (this.buffered > 0) {
+        const out = this.takeBuffered()
+        // Read ahead while the caller processes this batch; bounded by the high-water mark.
+        if (!this.shut) this.resumeSocket()
+        return Effect.succeed(out)
+      }
+      if (this.readError !== undefined && (this.shut || !this.ended)) return Effect.fail(this.readError)
+      if (this.ended) return ENDED
+      if (this.readWaiter !== undefined) {
+        return Effect.fail(new TransportError({ operation: "read", message: "concurrent read on one transport" }))
+      }
+      return this.waitRead()
     })
-  })
+  }
 
-  const write = (writeChunks: ReadonlyArray<Uint8Array>): Effect.Effect<void, TransportError> =>
-    Effect.suspend(() => {
-      if (writeError !== undefined) return Effect.fail(writeError)
+  private waitDrain(): Effect.Effect<void, TransportError> {
+    return Effect.callback<void, TransportError>((resume) => {
+      if (this.writeError !== undefined) return resume(Effect.fail(this.writeError))
+      if (!this.socket.writableNeedDrain) return resume(Effect.void)
+      if (this.writeWaiters === undefined) this.writeWaiters = []
+      this.writeWaiters.push(resume)
+      return Effect.sync(() => {
+        const i = this.writeWaiters?.indexOf(resume) ?? -1
+        if (i >= 0) this.writeWaiters!.splice(i, 1)
+      })
+    })
+  }
+
+  write(writeChunks: ReadonlyArray<Uint8Array>): Effect.Effect<void, TransportError> {
+    return Effect.suspend(() => {
+      if (this.writeError !== undefined) return Effect.fail(this.writeError)
+      const socket = this.socket
       if (socket.writableEnded) {
         return Effect.fail(new TransportError({ operation: "write", message: "write after closeWrite" }))
       }
@@ -255,59 +308,63 @@ export const makeTransport = (socket: net.Socket, options?: TcpOptions): Transpo
         }
         socket.uncork()
       }
-      return ok ? Effect.void : waitDrain
+      return ok ? Effect.void : this.waitDrain()
     })
-
-  const closeWrite = Effect.sync(() => {
-    if (!socket.writableEnded && !socket.destroyed) socket.end()
-  })
-
-  const shutDown = (message: string) => {
-    shut = true
-    chunks.length = 0
-    buffered = 0
-    readError = new TransportError({ operation: "read", message })
-    writeError ??= new TransportError({ operation: "write", message })
-    wakeReader(Effect.fail(readError))
-    wakeWriters(Effect.fail(writeError))
   }
 
-  const close = Effect.sync(() => {
-    if (shut) return
-    shutDown(`connection to ${remoteAddress} closed locally`)
-    if (socket.destroyed) return
-    if (!socket.writableEnded) socket.end()
-    // Keep reading (and discarding) so the peer's FIN arrives and the kernel never answers unread
-    // data with an RST; give up after the grace period.
-    flowing = true
-    socket.resume()
-    graceTimer = setNodeTimeout(() => {
-      graceTimer = undefined
-      socket.destroy()
-    }, closeGraceMs)
-    graceTimer.unref()
-  })
+  get closeWrite(): Effect.Effect<void> {
+    return Effect.sync(() => {
+      if (!this.socket.writableEnded && !this.socket.destroyed) this.socket.end()
+    })
+  }
 
-  const reset = Effect.sync(() => {
-    if (socket.destroyed) {
-      if (!shut) shutDown(`connection to ${remoteAddress} reset locally`)
-      return
-    }
-    shutDown(`connection to ${remoteAddress} reset locally`)
-    if (graceTimer !== undefined) {
-      clearNodeTimeout(graceTimer)
-      graceTimer = undefined
-    }
-    try {
-      if (typeof socket.resetAndDestroy === "function") socket.resetAndDestroy()
-      else socket.destroy()
-    } catch {
-      // resetAndDestroy throws for non-TCP handles (TLS); a plain destroy still closes the socket.
-      socket.destroy()
-    }
-  })
+  private shutDown(message: string): void {
+    this.shut = true
+    this.chunks = []
+    this.buffered = 0
+    this.readError = new TransportError({ operation: "read", message })
+    this.writeError ??= new TransportError({ operation: "write", message })
+    this.wakeReader(Effect.fail(this.readError))
+    this.wakeWriters(Effect.fail(this.writeError))
+  }
 
-  return { read, write, closeWrite, close, reset, remoteAddress }
+  get close(): Effect.Effect<void> {
+    return Effect.sync(() => {
+      if (this.shut) return
+      this.shutDown(`connection to ${this.remoteAddress} closed locally`)
+      const socket = this.socket
+      if (socket.destroyed) return
+      if (!socket.writableEnded) socket.end()
+      // Keep reading (and discarding) so the peer's FIN arrives and the kernel never answers unread
+      // data with an RST; give up after the grace period.
+      this.flowing = true
+      socket.resume()
+      this.graceTimer = setNodeTimeout(onGraceTimeout, this.closeGraceMs, socket)
+      this.graceTimer.unref()
+    })
+  }
+
+  get reset(): Effect.Effect<void> {
+    return Effect.sync(() => {
+      const socket = this.socket
+      if (socket.destroyed) {
+        if (!this.shut) this.shutDown(`connection to ${this.remoteAddress} reset locally`)
+        return
+      }
+      this.shutDown(`connection to ${this.remoteAddress} reset locally`)
+      if (this.graceTimer !== undefined) {
+        clearNodeTimeout(this.graceTimer)
+        this.graceTimer = undefined
+      }
+      try {
+        if (typeof socket.resetAndDestroy === "function") socket.resetAndDestroy()
+        else socket.destroy()
+      } catch {
+        // resetAndDestroy throws for non-TCP handles (TLS); a plain destroy still closes the socket.
+        socket.destroy()
+      }
+    })
+  }
 }
 
 /**
