@@ -22,6 +22,11 @@ const workload = flag("--workload") ?? "reqresp"
 const target = LoadGen.parseTarget(flag("--target") ?? "127.0.0.1:7000")
 const params = JSON.parse(flag("--params") ?? "{}") as Record<string, number>
 const num = (name: string, fallback: number): number => params[name] ?? fallback
+/** With `LOADGEN_PROGRESS=1`, a progress line on stderr every second (for debugging a run). */
+const progress = LoadGen.makeProgress()
+if (process.env.LOADGEN_PROGRESS === "1") {
+  setInterval(() => process.stderr.write(`loadgen: ${JSON.stringify(progress)}\n`), 1000).unref()
+}
 
 const waitForLine = (timeoutMs: number): Promise<void> =>
   new Promise((resolve) => {
@@ -41,12 +46,14 @@ const run = (): Promise<LoadGen.BaseResult> => {
     case "bulk":
       return LoadGen.runBulk({
         target,
+        progress,
         streams: num("streams", 16),
         bytesPerStream: num("bytesPerStream", 16 * 1024 * 1024)
       })
     case "reqresp":
       return LoadGen.runReqResp({
         target,
+        progress,
         clients: num("clients", 64),
         size: num("size", 1024),
         durationMs: num("durationMs", 3000),
@@ -55,6 +62,7 @@ const run = (): Promise<LoadGen.BaseResult> => {
     case "connrate":
       return LoadGen.runConnRate({
         target,
+        progress,
         workers: num("workers", 32),
         durationMs: num("durationMs", 3000),
         warmupMs: num("warmupMs", 500)
@@ -62,6 +70,7 @@ const run = (): Promise<LoadGen.BaseResult> => {
     case "idle":
       return LoadGen.runIdle({
         target,
+        progress,
         connections: num("connections", 9000),
         settleMs: num("settleMs", 500),
         onHeld: async () => {
@@ -72,6 +81,7 @@ const run = (): Promise<LoadGen.BaseResult> => {
     case "hol":
       return LoadGen.runHol({
         target,
+        progress,
         clients: num("clients", 16),
         bulkStreams: num("bulkStreams", 1),
         durationMs: num("durationMs", 3000),

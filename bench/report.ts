@@ -207,7 +207,14 @@ export const renderMarkdown = (header: ReportHeader, summaries: ReadonlyArray<Su
         ""
       )
     }
-    const cols = ["system", ...defs.map((d) => `${d.label} (${d.unit}, ${d.better} is better)`), "gen CPU", "proxy CPU", "server CPU", "failed"]
+    const cols = [
+      "system",
+      ...defs.map((d) => `${d.label} (${d.unit}, ${d.better} is better)`),
+      "gen CPU",
+      "proxy CPU",
+      "server CPU",
+      "failed"
+    ]
     out.push(`| ${cols.join(" | ")} |`, `|${cols.map(() => "---").join("|")}|`)
     for (const row of rows) {
       const cells = [
@@ -313,9 +320,7 @@ export const renderSvg = (title: string, summaries: ReadonlyArray<Summary>, syst
     }
     rows.forEach((row, i) => {
       const by = top + i * (barHeight + barGap)
-      parts.push(
-        `<text x="${labelWidth}" y="${by + barHeight - 4}" text-anchor="end">${escapeXml(row.system)}</text>`
-      )
+      parts.push(`<text x="${labelWidth}" y="${by + barHeight - 4}" text-anchor="end">${escapeXml(row.system)}</text>`)
       if (row.value === undefined) {
         parts.push(
           `<text x="${plotLeft + 4}" y="${by + barHeight - 4}" fill="#b91c1c">${row.failed ? "failed" : "n/a"}</text>`

@@ -7,9 +7,10 @@
  *   <runtime> bench/procs/plait.ts server --listen HOST:PORT --target HOST:PORT
  * Prints `plait <role> listening on HOST:PORT`; stops gracefully on SIGTERM/SIGINT.
  */
-import { Effect, Fiber } from "effect"
+
 import process from "node:process"
-import * as Proxy from "../../src/proxy/Proxy.ts"
+import { Effect, Fiber } from "effect"
+import * as PlaitProxy from "../../src/proxy/Proxy.ts"
 import * as Server from "../../src/server/Server.ts"
 import type { TcpAddress } from "../../src/transport/Tcp.ts"
 
@@ -29,7 +30,7 @@ const program =
   role === "proxy"
     ? Effect.gen(function* () {
         const upstream = address(flag("--upstream") ?? "127.0.0.1:7001")
-        const proxy = yield* Proxy.make({ listen, upstream, maxClients: 50_000 })
+        const proxy = yield* PlaitProxy.make({ listen, upstream, maxClients: 50_000 })
         console.log(`plait proxy listening on ${proxy.address.host}:${proxy.address.port}`)
         return yield* Effect.never
       })

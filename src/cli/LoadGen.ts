@@ -176,7 +176,10 @@ export class Samples {
 class Errors {
   count = 0
   readonly samples: Array<string> = []
-  constructor(private readonly progress: Progress | undefined) {}
+  private readonly progress: Progress | undefined
+  constructor(progress: Progress | undefined) {
+    this.progress = progress
+  }
 
   add(message: string): void {
     this.count++
@@ -237,10 +240,12 @@ export class EchoConn {
   private ended = false
   private readonly closed: Promise<void>
 
-  constructor(
-    readonly socket: net.Socket,
-    private readonly progress?: Progress
-  ) {
+  readonly socket: net.Socket
+  private readonly progress: Progress | undefined
+
+  constructor(socket: net.Socket, progress?: Progress) {
+    this.socket = socket
+    this.progress = progress
     socket.on("data", (chunk: Buffer) => this.onData(chunk))
     socket.on("end", () => {
       this.ended = true
@@ -277,15 +282,20 @@ export class EchoConn {
 
   private onData(chunk: Buffer): void {
     const expected = this.expected
-    if (expected === undefined) return this.fail(new Error(`${chunk.length} unexpected bytes between exchanges`))
+    if (expected === undefined) {
+      this.fail(new Error(`${chunk.length} unexpected bytes between exchanges`))
+      return
+    }
     const end = this.received + chunk.length
     if (end > expected.length) {
-      return this.fail(new Error(`echo longer than the request: ${end} > ${expected.length} bytes`))
+      this.fail(new Error(`echo longer than the request: ${end} > ${expected.length} bytes`))
+      return
     }
     const want = expected.subarray(this.received, end)
     if (!want.equals(chunk)) {
       const at = this.received + firstDifference(want, chunk)
-      return this.fail(new Error(`echo differs at byte ${at} of ${expected.length}`))
+      this.fail(new Error(`echo differs at byte ${at} of ${expected.length}`))
+      return
     }
     this.received = end
     if (end === expected.length) {

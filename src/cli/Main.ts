@@ -8,12 +8,16 @@
  * - Logs are single lines on **stderr**: `<ISO time> <LEVEL> <message> key=value…`, the keys being the
  *   log annotations (`client=` on the proxy, `peer=` and `stream=` on the server). A cause is summed
  *   up on the same line. Nothing is written to stdout except the help.
- * - The command runs in a scope under `NodeRuntime.runMain`. The first SIGINT or SIGTERM interrupts it:
- *   the scope closes, which is the service's graceful shutdown (stop accepting, GO_AWAY, drain up to
- *   `--drain-timeout`), and the process exits 0. A second signal exits at once with 128 + the
- *   signal's number (130 for SIGINT, 143 for SIGTERM). Should the graceful shutdown overrun the drain
+ * - The first line says which runtime runs the command (`proxy: starting on bun 1.4.5 (pid 42)`);
+ *   then the service announces its address (`… listening on HOST:PORT, …`), which scripts wait for.
+ * - The command runs in a scope under `NodeRuntime.runMain`. The first SIGINT or SIGTERM is logged and
+ *   interrupts it: the scope closes, which is the service's graceful shutdown (the proxy stops
+ *   accepting, lets clients finish up to `--drain-timeout`, then closes the link with GO_AWAY; the
+ *   server stops accepting, sends GO_AWAY, drains up to `--drain-timeout`), then `… stopped` is logged
+ *   and the process exits 0. A second signal exits at once with 128 + the signal's number (130 for
+ *   SIGINT, 143 for SIGTERM), cutting open streams. Should the graceful shutdown overrun the drain
  *   deadline by {@link SHUTDOWN_GRACE_MILLIS}, the process exits 1.
- * - A service that cannot start (address in use, …) or fails is logged and exits 1.
+ * - A service that cannot start (address in use, …) or fails is logged (`ERROR proxy: …`) and exits 1.
  *
  * @since 0.1.0
  */
@@ -46,14 +50,17 @@ export const runtime = (): string => {
   return `node ${process.versions.node}`
 }
 
+const stringify = (value: unknown): string => (typeof value === "string" ? value : Formatter.format(value))
+
+/** An annotation value, quoted when it would not read as one token. */
 const formatValue = (value: unknown): string => {
-  const text = typeof value === "string" ? value : Formatter.format(value)
+  const text = stringify(value)
   return /[\s"=]/.test(text) ? JSON.stringify(text) : text
 }
 
 const describeCause = (cause: Cause.Cause<unknown>): string => {
   const error = Cause.squash(cause)
-  const text = error instanceof Error ? error.message : formatValue(error)
+  const text = error instanceof Error ? error.message : stringify(error)
   return text.split("\n")[0]!
 }
 
@@ -66,9 +73,7 @@ export const formatLine = (
   cause?: Cause.Cause<unknown>
 ): string => {
   const parts = Array.isArray(message) ? message : [message]
-  let line = `${date.toISOString()} ${level.toUpperCase().padEnd(5)} ${parts
-    .map((part) => (typeof part === "string" ? part : formatValue(part)))
-    .join(" ")}`
+  let line = `${date.toISOString()} ${level.toUpperCase().padEnd(5)} ${parts.map(stringify).join(" ")}`
   if (cause !== undefined && cause.reasons.length > 0 && !Cause.hasInterruptsOnly(cause)) {
     line += ` (cause: ${describeCause(cause)})`
   }
@@ -129,15 +134,12 @@ export const run = <C extends CommonConfig>(command: Command<C>): void => {
     Effect.provide(Logger.layer([logger])),
     Effect.provideService(References.MinimumLogLevel, config.logLevel)
   )
-  // runMain interrupts the fiber on the first SIGINT/SIGTERM (its listeners are installed synchronously).
-  NodeRuntime.runMain(main, { disableErrorReporting: true, teardown })
-
   let signals = 0
   const onSignal = (signal: Signal) => {
     signals++
     if (signals === 1) {
       info(
-        `${command.name}: ${signal} received: shutting down (stop accepting, GO_AWAY, drain up to ${config.drainMillis} ms); send another signal to exit at once`
+        `${command.name}: ${signal} received: shutting down; open streams may finish for up to ${config.drainMillis} ms (send another signal to exit at once)`
       )
       setTimeout(() => {
         writeLine(formatLine(new Date(), "Error", `${command.name}: graceful shutdown overran its deadline; exiting`))
@@ -150,4 +152,6 @@ export const run = <C extends CommonConfig>(command: Command<C>): void => {
   }
   process.on("SIGINT", () => onSignal("SIGINT"))
   process.on("SIGTERM", () => onSignal("SIGTERM"))
+  // runMain interrupts the fiber on the first SIGINT/SIGTERM; its listeners run after the ones above.
+  NodeRuntime.runMain(main, { disableErrorReporting: true, teardown })
 }

@@ -19,6 +19,10 @@
  * is allowed); sizes in bytes, `KiB`, `MiB` or `GiB` (`262144`, `256KiB`, `8MiB`); whole numbers; log
  * levels `trace`, `debug`, `info`, `warn`, `error`, `fatal`, `none`.
  *
+ * A small hand parser rather than `effect/cli`: the flags are few and flat (no subcommands), and this
+ * way the result is a plain value of `(argv, env)` — testable without a runtime — with exactly these
+ * messages and exit code 2, identical on Node, Bun and Deno.
+ *
  * @since 0.1.0
  */
 import { Data, type LogLevel, Result } from "effect"
@@ -435,8 +439,9 @@ export const renderHelp = <C>(command: string, summary: string, flags: Flags<C>)
     "",
     "Values: HOST:PORT (IPv6 as [::1]:7000); durations 500ms, 5s, 2m, 1h; sizes 262144, 256KiB, 8MiB.",
     "Logs: one line per event on stderr: <time> <LEVEL> <message> [client=…] [peer=…] [stream=…].",
-    "Signals: SIGINT or SIGTERM stops accepting, sends GO_AWAY and lets open streams finish for up to",
-    "--drain-timeout, then exits 0; a second signal exits at once with code 130.",
+    "Signals: SIGINT or SIGTERM stops accepting new connections, lets open streams finish for up to",
+    "--drain-timeout (the link is closed with GO_AWAY), then exits 0. A second signal exits at once",
+    "with code 130 (SIGINT) or 143 (SIGTERM).",
     `Exit codes: 0 after a clean shutdown, 1 if the ${command} cannot start or fails, 2 for bad options.`,
     ""
   ].join("\n")

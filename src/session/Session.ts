@@ -169,12 +169,15 @@ class SessionCore implements StreamHost {
     }
     this.openTimers.delete(stream)
     this.closeTimers.delete(stream)
-    this.openSignal.notify()
+    // One slot freed: one opener (a burst of waiting opens would otherwise be woken per slot).
+    this.openSignal.notifyOne()
     if (this.streams.size === 0) this.drainSignal.notify()
     this.onEvent?.({ _tag: "StreamClosed", streamId: stream.id, reset: stream.state === "Reset" })
   }
 
   consumed(bytes: number): void {
+    // A dead session counts nothing (its total was zeroed; a released stream may still be read).
+    if (this.fault !== undefined) return
     const wasPaused = this.bufferedBytes > this.config.maxSessionBuffer
     this.bufferedBytes -= bytes
     if (wasPaused && this.bufferedBytes <= this.config.maxSessionBuffer) this.readGate.notify()
@@ -293,7 +296,7 @@ class SessionCore implements StreamHost {
       s.acked = true
       this.unacked--
       this.openTimers.delete(s)
-      this.openSignal.notify()
+      this.openSignal.notifyOne()
       s.apply("RecvAck")
     }
     if (frame.type === FrameType.Data && frame.length > 0) {
@@ -375,9 +378,10 @@ class SessionCore implements StreamHost {
     this.openTimers.clear()
     this.closeTimers.clear()
     this.unacked = 0
-    this.bufferedBytes = 0
     this.pings.clear()
     for (const s of streams) s.failWith(error)
+    // After failWith, which counts each stream's dropped bytes out (zeroing first went negative).
+    this.bufferedBytes = 0
     defer(() => {
       for (const p of pings) Deferred.doneUnsafe(p.done, Exit.fail(error))
     })

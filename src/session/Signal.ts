@@ -50,12 +50,25 @@ export class Signal {
     return Effect.sync(() => {
       const i = this.waiters.indexOf(resume)
       if (i >= 0) this.waiters.splice(i, 1)
+      // Woken, then interrupted before it ran: pass the wake-up on, so no `notifyOne` is lost.
+      else this.notifyOne()
     })
   })
 
   /** Number of fibers currently waiting (for tests and leak checks). */
   get size(): number {
     return this.waiters.length
+  }
+
+  /**
+   * Wakes the longest-waiting fiber only (on the next microtask): for one freed slot, so a burst of
+   * N waiters costs N wake-ups instead of N² (every waiter woken for every slot).
+   */
+  notifyOne(): void {
+    const resume = this.waiters.shift()
+    if (resume === undefined) return
+    pending.push(resume)
+    schedule()
   }
 
   /** Wakes every current waiter (on the next microtask). */

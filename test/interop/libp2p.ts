@@ -210,11 +210,17 @@ export const echoStream = (stream: Stream): Promise<void> => {
       })
     }
   })
-  return done.then(async () => {
-    await pending
-    if (mode === EchoMode.AfterEof) await sendAll(stream, concat(parts))
-    await stream.close()
-  })
+  return done.then(
+    async () => {
+      await pending
+      if (mode === EchoMode.AfterEof) await sendAll(stream, concat(parts))
+      await stream.close()
+    },
+    (error: unknown) => {
+      pending.catch(() => {}) // the stream failed: a drain that never comes is not a second error
+      throw error
+    }
+  )
 }
 
 /** Serves every inbound stream of `muxer` with {@link echoStream}; failures abort that stream. */
@@ -242,8 +248,8 @@ export const roundTrip = async (muxer: YamuxMuxer, payload: Uint8Array): Promise
 // ---------------------------------------------------------------------------------------------
 
 
+/** Ends a peer by closing its socket: the muxer and its streams see the transport close (no errors thrown). */
 const shutdown = (peer: Libp2pPeer): void => {
-  if (peer.muxer.status === "open") peer.muxer.abort(new Error("test scope closed"))
   peer.connection.socket.destroy()
 }
 

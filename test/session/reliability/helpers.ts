@@ -18,6 +18,16 @@ import type { MuxStream } from "../../../src/session/Stream.ts"
 import { type MemoryPair, makePair } from "../../../src/transport/Memory.ts"
 import type { Transport, TransportError } from "../../../src/transport/Transport.ts"
 
+/** Session stats with nothing open, queued, buffered or waiting. */
+export const emptyStats = {
+  streams: 0,
+  acceptBacklog: 0,
+  unackedOpens: 0,
+  bufferedBytes: 0,
+  pendingPings: 0,
+  waiters: 0
+} as const
+
 /** A reason tag of {@link MuxError}. */
 export type ReasonTag = MuxErrorReason["_tag"]
 
@@ -26,6 +36,8 @@ export interface SessionPair {
   readonly pair: MemoryPair
   readonly client: Session.Session
   readonly server: Session.Session
+  /** Lifecycle events of each side, when `recordEvents` was set. */
+  readonly events: { readonly client: Array<Session.SessionEvent>; readonly server: Array<Session.SessionEvent> }
 }
 
 /** Options of {@link sessionPair}. */
@@ -34,23 +46,28 @@ export interface SessionPairOptions {
   readonly config?: Partial<SessionConfig>
   readonly clientConfig?: Partial<SessionConfig>
   readonly serverConfig?: Partial<SessionConfig>
+  readonly recordEvents?: boolean
 }
 
 /** Starts a client session on `pair.a` and a server session on `pair.b`, both tied to the scope. */
 export const sessionPair = (options: SessionPairOptions = {}): Effect.Effect<SessionPair, never, Scope.Scope> =>
   Effect.gen(function* () {
     const pair = yield* makePair(options.highWaterMark === undefined ? {} : { highWaterMark: options.highWaterMark })
+    const events = { client: [] as Array<Session.SessionEvent>, server: [] as Array<Session.SessionEvent> }
+    const record = options.recordEvents === true
     const client = yield* Session.make(pair.a, {
       client: true,
-      config: { ...options.config, ...options.clientConfig }
+      config: { ...options.config, ...options.clientConfig },
+      ...(record ? { onEvent: (e: Session.SessionEvent) => events.client.push(e) } : {})
     })
     const server = yield* Session.make(pair.b, {
       client: false,
-      config: { ...options.config, ...options.serverConfig }
+      config: { ...options.config, ...options.serverConfig },
+      ...(record ? { onEvent: (e: Session.SessionEvent) => events.server.push(e) } : {})
     })
     yield* abortOnExit(client)
     yield* abortOnExit(server)
-    return { pair, client, server }
+    return { pair, client, server, events }
   }).pipe(Effect.orDie)
 
 /**

@@ -1,0 +1,480 @@
+/**
+ * `npm run bench`: compares plait on every runtime combination with a direct connection and with
+ * haproxy (TCP mode, when installed), on the five workloads of `src/cli/LoadGen.ts`.
+ *
+ * Method:
+ * - Topology: load generator → [system] → backend echo server. The backend (`bench/procs/echo.ts`) and
+ *   the generator (`bench/loadgen.ts`) run on the fastest runtime available (Bun, else Node) and are
+ *   the same for every system. "direct" is the generator talking to the backend itself; a plait
+ *   system is a proxy and a server (forwarding to the backend) over one yamux link.
+ * - Every measurement starts fresh processes (backend included), probes the path with one echo,
+ *   runs one workload in a separate generator process, then stops everything.
+ * - Repetitions are interleaved: for each repetition, for each workload, direct first and then the
+ *   other systems in an order rotated per repetition. Each figure is also divided by direct's from
+ *   the same repetition.
+ * - CPU: the generator reports its own `process.cpuUsage`; the proxy's and server's come from
+ *   /proc/PID/stat. Memory (idle workload): VmRSS from /proc/PID/status and the JS heap reported by
+ *   `bench/procs/memory-hook.ts`, preloaded into the plait processes with `PLAIT_MEMORY_LOG`.
+ *
+ * Output: `bench/results/<date>.jsonl` (one measurement per line), `.md` (tables) and `.svg` (chart).
+ *
+ * Options:
+ *   --quick              1 repetition, tiny workloads (seconds in all); results named <date>-quick
+ *   --reps N             repetitions (default 3)
+ *   --systems a,b        subset of: direct, plait-node, plait-bun, plait-bun-deno, plait-deno, haproxy
+ *   --workloads a,b      subset of: bulk, reqresp, connrate, idle, hol
+ *   --out DIR            output directory (default bench/results)
+ *   --name NAME          file name stem (default: today's date, plus -quick)
+ *   --gen-runtime RT     runtime of the generator and backend (default bun if present, else node)
+ *   --entry cli|bench    how plait processes start: the CLI (src/cli/proxy.ts, server.ts) or the bench
+ *                        launcher (bench/procs/plait.ts); default: the CLI when it exists
+ */
+import { execFileSync } from "node:child_process"
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import process from "node:process"
+import { EchoConn, type Target } from "../src/cli/LoadGen.ts"
+import {
+  cpuSeconds,
+  freePort,
+  LISTENING,
+  listeningTarget,
+  type Proc,
+  ROOT,
+  type Runtime,
+  rssBytes,
+  runtimeBinary,
+  runtimeCommand,
+  runtimeVersion,
+  spawnProc,
+  stopProc,
+  waitForLine,
+  waitForPort,
+  which
+} from "./procs.ts"
+import {
+  type CpuShares,
+  METRICS,
+  type Measurement,
+  renderMarkdown,
+  renderSvg,
+  summarize,
+  WORKLOADS,
+  type Workload
+} from "./report.ts"
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+const argv = process.argv.slice(2)
+const flag = (name: string): string | undefined => {
+  const i = argv.indexOf(name)
+  return i >= 0 ? argv[i + 1] : undefined
+}
+const quick = argv.includes("--quick")
+const reps = Number(flag("--reps") ?? (quick ? 1 : 3))
+const outDir = path.resolve(flag("--out") ?? path.join(ROOT, "bench", "results"))
+const today = new Date().toISOString().slice(0, 10)
+const stem = flag("--name") ?? (quick ? `${today}-quick` : today)
+const genRuntime = (flag("--gen-runtime") ?? (runtimeBinary("bun") ? "bun" : "node")) as Runtime
+const cliExists = existsSync(path.join(ROOT, "src/cli/proxy.ts")) && existsSync(path.join(ROOT, "src/cli/server.ts"))
+const entry = flag("--entry") ?? (cliExists ? "cli" : "bench")
+const workloads = (flag("--workloads")?.split(",") ?? [...WORKLOADS]) as Array<Workload>
+for (const w of workloads) if (!WORKLOADS.includes(w)) throw new Error(`unknown workload ${w}`)
+
+const PARAMS: { readonly [W in Workload]: Record<string, number> } = quick
+  ? {
+      bulk: { streams: 4, bytesPerStream: 2 * 1024 * 1024 },
+      reqresp: { clients: 8, size: 1024, durationMs: 400, warmupMs: 100 },
+      connrate: { workers: 4, durationMs: 400, warmupMs: 100 },
+      idle: { connections: 200, settleMs: 300 },
+      hol: { clients: 4, bulkStreams: 1, durationMs: 400, warmupMs: 200 }
+    }
+  : {
+      bulk: { streams: 16, bytesPerStream: 16 * 1024 * 1024 },
+      reqresp: { clients: 64, size: 1024, durationMs: 2500, warmupMs: 500 },
+      connrate: { workers: 32, durationMs: 2500, warmupMs: 500 },
+      idle: { connections: 9000, settleMs: 500 },
+      hol: { clients: 16, bulkStreams: 1, durationMs: 2500, warmupMs: 500 }
+    }
+
+const PROC_START_TIMEOUT = 20_000
+
+// ---------------------------------------------------------------------------------------------
+// Systems
+
+interface Started {
+  readonly target: Target
+  /** Processes of the system by role (proxy, server); direct has none. */
+  readonly procs: Record<string, Proc>
+  /** Those started with the memory hook (they answer SIGUSR2 with a memory line). */
+  readonly hooked: ReadonlyArray<Proc>
+}
+
+interface System {
+  readonly name: string
+  readonly description: string
+  readonly start: (backend: Target, env: Record<string, string>) => Promise<Started>
+}
+
+const address = (t: Target) => (t.host.includes(":") ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`)
+
+const startPlait = async (
+  role: "proxy" | "server",
+  runtime: Runtime,
+  args: ReadonlyArray<string>,
+  env: Record<string, string>
+): Promise<{ proc: Proc; target: Target }> => {
+  const script = entry === "cli" ? `src/cli/${role}.ts` : "bench/procs/plait.ts"
+  const scriptArgs = entry === "cli" ? args : [role, ...args]
+  const proc = spawnProc(`${role}(${runtime})`, runtimeCommand(runtime, script, scriptArgs), env)
+  const match = await waitForLine(proc, LISTENING, PROC_START_TIMEOUT)
+  return { proc, target: listeningTarget(match) }
+}
+
+const plait = (proxyRuntime: Runtime, serverRuntime: Runtime, name: string): System => ({
+  name,
+  description: `plait proxy on ${proxyRuntime}, plait server on ${serverRuntime} (forwarding to the backend)`,
+  start: async (backend, env) => {
+    const server = await startPlait(
+      "server",
+      serverRuntime,
+      ["--listen", "127.0.0.1:0", "--target", address(backend), "--log-level", "info"],
+      env
+    )
+    const proxy = await startPlait(
+      "proxy",
+      proxyRuntime,
+      [
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        address(server.target),
+        "--max-clients",
+        "50000",
+        "--log-level",
+        "info"
+      ],
+      env
+    )
+    return {
+      target: proxy.target,
+      procs: { proxy: proxy.proc, server: server.proc },
+      hooked: [proxy.proc, server.proc]
+    }
+  }
+})
+
+const haproxy = (bin: string): System => ({
+  name: "haproxy",
+  description: "haproxy in TCP mode (one thread, one process), forwarding each client to the backend",
+  start: async (backend) => {
+    const port = await freePort()
+    const dir = path.join(os.tmpdir(), `plait-bench-haproxy-${process.pid}`)
+    mkdirSync(dir, { recursive: true })
+    const config = path.join(dir, "haproxy.cfg")
+    writeFileSync(
+      config,
+      [
+        "global",
+        "  maxconn 9800",
+        "  nbthread 1",
+        "defaults",
+        "  mode tcp",
+        "  timeout connect 5s",
+        "  timeout client 60s",
+        "  timeout server 60s",
+        "frontend clients",
+        `  bind 127.0.0.1:${port}`,
+        "  maxconn 9800",
+        "  default_backend echo",
+        "backend echo",
+        `  server echo ${address(backend)} maxconn 9800`,
+        ""
+      ].join("\n")
+    )
+    const proc = spawnProc("haproxy", [bin, "-f", config, "-db"])
+    const target = { host: "127.0.0.1", port }
+    await waitForPort(target, PROC_START_TIMEOUT)
+    return { target, procs: { proxy: proc }, hooked: [] }
+  }
+})
+
+const direct: System = {
+  name: "direct",
+  description: "no proxy: the generator connects to the backend echo server itself",
+  start: async (backend) => ({ target: backend, procs: {}, hooked: [] })
+}
+
+const allSystems: Array<System> = [direct]
+const runtimesPresent = (...rts: Array<Runtime>) => rts.every((rt) => runtimeBinary(rt) !== undefined)
+if (runtimesPresent("node")) allSystems.push(plait("node", "node", "plait-node"))
+if (runtimesPresent("bun")) allSystems.push(plait("bun", "bun", "plait-bun"))
+if (runtimesPresent("bun", "deno")) allSystems.push(plait("bun", "deno", "plait-bun-deno"))
+if (runtimesPresent("deno")) allSystems.push(plait("deno", "deno", "plait-deno"))
+const haproxyBin = which("haproxy")
+if (haproxyBin) allSystems.push(haproxy(haproxyBin))
+else console.log("haproxy not installed: skipped (apt-get install -y haproxy to include it)")
+
+const wanted = flag("--systems")?.split(",")
+const systems = wanted ? allSystems.filter((s) => wanted.includes(s.name)) : allSystems
+if (wanted) {
+  for (const name of wanted) {
+    if (!allSystems.some((s) => s.name === name)) console.log(`system ${name} unavailable or unknown: skipped`)
+  }
+}
+if (systems.length === 0) throw new Error("no system to benchmark")
+
+// ---------------------------------------------------------------------------------------------
+// One measurement
+
+const probe = async (target: Target, timeoutMs: number): Promise<void> => {
+  const deadline = Date.now() + timeoutMs
+  let last: unknown
+  while (Date.now() < deadline) {
+    try {
+      const conn = await EchoConn.open(target)
+      await conn.exchange(Buffer.from("plait bench probe"))
+      await conn.close()
+      return
+    } catch (error) {
+      last = error
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  throw new Error(`probe through ${address(target)} failed: ${String(last)}`)
+}
+
+const memoryOf = (proc: Proc) => ({
+  rss: rssBytes(proc.pid),
+  heap: proc.memory?.value.heapUsed
+})
+
+/** Asks the hooked processes for a memory line (SIGUSR2: GC, then report) and waits for it. */
+const sampleMemory = async (procs: ReadonlyArray<Proc>, timeoutMs = 5000): Promise<void> => {
+  const since = Date.now()
+  for (const proc of procs) proc.child.kill("SIGUSR2")
+  const deadline = since + timeoutMs
+  while (Date.now() < deadline && procs.some((p) => (p.memory?.at ?? 0) < since)) {
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+const MiB = 1024 * 1024
+
+const metricsOf = (workload: Workload, result: Record<string, unknown>): Record<string, number> => {
+  const latency = result.latency as Record<string, number> | undefined
+  switch (workload) {
+    case "bulk":
+      return { mbps: result.mbps as number }
+    case "reqresp":
+      return { rps: result.rps as number, p50: latency!.p50!, p99: latency!.p99!, p999: latency!.p999! }
+    case "connrate":
+      return { perSecond: result.perSecond as number, p99: latency!.p99! }
+    case "idle":
+      return { openRate: result.openRate as number }
+    case "hol":
+      return { p99: latency!.p99!, p50: latency!.p50!, bulkMbps: result.bulkMbps as number }
+  }
+}
+
+const measure = async (system: System, workload: Workload, rep: number): Promise<Measurement> => {
+  const params = PARAMS[workload]
+  const base = { date: new Date().toISOString(), rep, workload, system: system.name, params }
+  const procs: Array<Proc> = []
+  try {
+    const backend = spawnProc(`backend(${genRuntime})`, runtimeCommand(genRuntime, "bench/procs/echo.ts", []))
+    procs.push(backend)
+    const backendTarget = listeningTarget(await waitForLine(backend, LISTENING, PROC_START_TIMEOUT))
+    const env: Record<string, string> = workload === "idle" ? { PLAIT_MEMORY_LOG: "1" } : {}
+    const started = await system.start(backendTarget, env)
+    procs.push(...Object.values(started.procs))
+    await probe(started.target, 10_000)
+
+    const roles = Object.entries(started.procs)
+    const memory: NonNullable<Measurement["memory"]> = {}
+    if (workload === "idle") {
+      await new Promise((r) => setTimeout(r, 300))
+      await sampleMemory(started.hooked)
+      for (const [role, proc] of roles) {
+        const m0 = memoryOf(proc)
+        memory[role] = {
+          ...(m0.rss === undefined ? {} : { rssBefore: m0.rss }),
+          ...(m0.heap === undefined ? {} : { heapBefore: m0.heap })
+        }
+      }
+    }
+    const cpu0 = new Map(roles.map(([role, proc]) => [role, cpuSeconds(proc.pid)]))
+    const t0 = performance.now()
+    const gen = spawnProc(
+      `loadgen(${genRuntime})`,
+      runtimeCommand(genRuntime, "bench/loadgen.ts", [
+        "--workload",
+        workload,
+        "--target",
+        address(started.target),
+        "--params",
+        JSON.stringify(params)
+      ])
+    )
+    procs.push(gen)
+    if (workload === "idle") {
+      await waitForLine(gen, /^HELD$/, 120_000)
+      await sampleMemory(started.hooked)
+      for (const [role, proc] of roles) {
+        const m1 = memoryOf(proc)
+        memory[role] = {
+          ...memory[role],
+          ...(m1.rss === undefined ? {} : { rssHeld: m1.rss }),
+          ...(m1.heap === undefined ? {} : { heapHeld: m1.heap })
+        }
+      }
+      gen.child.stdin?.write("go\n")
+    }
+    const line = await waitForLine(gen, /^RESULT (.*)$/, 180_000)
+    const wall = (performance.now() - t0) / 1000
+    const result = JSON.parse(line[1]!) as Record<string, unknown> & {
+      errors: number
+      errorSamples: Array<string>
+      generator: { cpu: { share: number; wall: number } }
+    }
+    const cpu: Record<string, number> = { generator: result.generator.cpu.share }
+    for (const [role, proc] of roles) {
+      const before = cpu0.get(role)
+      const after = cpuSeconds(proc.pid)
+      if (before !== undefined && after !== undefined)
+        cpu[role] = (after - before) / (result.generator.cpu.wall || wall)
+    }
+    const metrics = metricsOf(workload, result)
+    if (workload === "idle") {
+      const k = params.connections!
+      const growth = (role: string) =>
+        Math.max(0, (memory[role]?.rssHeld ?? Number.NaN) - (memory[role]?.rssBefore ?? Number.NaN))
+      if (roles.length > 0) {
+        metrics.kibPerConn = roles.reduce((sum, [role]) => sum + growth(role), 0) / k / 1024
+        if (memory.proxy?.rssHeld !== undefined) metrics.proxyRssMiB = memory.proxy.rssHeld / MiB
+        if (memory.server?.rssHeld !== undefined) metrics.serverRssMiB = memory.server.rssHeld / MiB
+        if (memory.proxy?.heapHeld !== undefined) metrics.proxyHeapMiB = memory.proxy.heapHeld / MiB
+        if (memory.server?.heapHeld !== undefined) metrics.serverHeapMiB = memory.server.heapHeld / MiB
+      }
+    }
+    const ok = result.errors === 0
+    return {
+      ...base,
+      ok,
+      ...(ok ? {} : { failure: `${result.errors} errors: ${result.errorSamples.join("; ")}` }),
+      metrics,
+      ratio: {},
+      cpu: cpu as CpuShares,
+      ...(workload === "idle" ? { memory } : {}),
+      result
+    }
+  } catch (error) {
+    return {
+      ...base,
+      ok: false,
+      failure: error instanceof Error ? error.message.split("\n").slice(0, 4).join(" / ") : String(error),
+      metrics: {},
+      ratio: {},
+      cpu: { generator: Number.NaN }
+    }
+  } finally {
+    await Promise.all(procs.reverse().map((p) => stopProc(p)))
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+const main = async () => {
+  mkdirSync(outDir, { recursive: true })
+  const jsonl = path.join(outDir, `${stem}.jsonl`)
+  writeFileSync(jsonl, "")
+  const started = Date.now()
+  const versions = {
+    node: runtimeVersion("node"),
+    bun: runtimeVersion("bun"),
+    deno: runtimeVersion("deno"),
+    haproxy: haproxyBin ? (runtimeVersionOf(haproxyBin) ?? "present") : "missing"
+  }
+  const load = os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ")
+  console.log(
+    `bench: ${systems.map((s) => s.name).join(", ")} × ${workloads.join(", ")} × ${reps} rep(s); generator on ${genRuntime}; plait via ${entry === "cli" ? "src/cli" : "bench/procs/plait.ts"}; load ${load}`
+  )
+  const measurements: Array<Measurement> = []
+  const others = systems.filter((s) => s.name !== "direct")
+  const hasDirect = systems.some((s) => s.name === "direct")
+  for (let rep = 1; rep <= reps; rep++) {
+    for (const workload of workloads) {
+      const shift = (rep - 1) % Math.max(1, others.length)
+      const order = [...(hasDirect ? [direct] : []), ...others.slice(shift), ...others.slice(0, shift)]
+      let directRun: Measurement | undefined
+      for (const system of order) {
+        const t = Date.now()
+        let run = await measure(system, workload, rep)
+        if (system.name === "direct") directRun = run
+        else if (directRun?.ok && run.ok) {
+          const ratio: Record<string, number> = {}
+          for (const def of METRICS[workload]) {
+            const a = run.metrics[def.key]
+            const b = directRun.metrics[def.key]
+            if (def.ratio && a !== undefined && b !== undefined && b > 0) ratio[def.key] = a / b
+          }
+          run = { ...run, ratio }
+        }
+        if (system.name === "direct" && run.ok) {
+          const ratio: Record<string, number> = {}
+          for (const def of METRICS[workload]) if (def.ratio && run.metrics[def.key] !== undefined) ratio[def.key] = 1
+          run = { ...run, ratio }
+        }
+        measurements.push(run)
+        appendFileSync(jsonl, `${JSON.stringify(run)}\n`)
+        const shown = Object.entries(run.metrics)
+          .map(([k, v]) => `${k}=${v.toFixed(v >= 100 ? 0 : 2)}`)
+          .join(" ")
+        const cpus = Object.entries(run.cpu)
+          .map(([k, v]) => `${k} ${Math.round(v * 100)}%`)
+          .join(", ")
+        console.log(
+          `  rep ${rep} ${workload.padEnd(8)} ${system.name.padEnd(15)} ${run.ok ? "ok  " : "FAIL"} ${shown}  [cpu: ${cpus}] ${((Date.now() - t) / 1000).toFixed(1)}s${run.ok ? "" : `  ${run.failure}`}`
+        )
+      }
+    }
+  }
+  const names = systems.map((s) => s.name)
+  const summaries = summarize(measurements, names, workloads)
+  const cpuModel = os.cpus()[0]?.model ?? "unknown CPU"
+  const header = {
+    title: `plait benchmark ${stem}`,
+    lines: [
+      `Machine: ${os.cpus().length} × ${cpuModel}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}; load average at start ${load}.`,
+      `Runtimes: node ${versions.node}, bun ${versions.bun}, ${versions.deno}, haproxy ${versions.haproxy}.`,
+      `Load generator and backend echo server: ${genRuntime} (\`bench/loadgen.ts\`, \`bench/procs/echo.ts\`); plait started via ${entry === "cli" ? "`src/cli/proxy.ts` / `src/cli/server.ts`" : "`bench/procs/plait.ts`"}.`,
+      `${reps} repetition(s), interleaved; fresh processes for every measurement; every payload verified byte-exact. Total time ${((Date.now() - started) / 1000).toFixed(0)} s.`,
+      "Every process shares the same 2 cores (generator, backend, proxy, server), so absolute figures are low and noisy; compare ratios."
+    ],
+    params: Object.fromEntries(workloads.map((w) => [w, PARAMS[w]])),
+    systems: systems.map((s) => ({ name: s.name, description: s.description }))
+  }
+  writeFileSync(path.join(outDir, `${stem}.md`), renderMarkdown(header, summaries))
+  writeFileSync(path.join(outDir, `${stem}.svg`), renderSvg(`plait benchmark ${stem}`, summaries, names))
+  const failed = measurements.filter((x) => !x.ok).length
+  console.log(
+    `bench: wrote ${path.relative(process.cwd(), jsonl)}, .md, .svg in ${((Date.now() - started) / 1000).toFixed(0)} s; ${measurements.length - failed} ok, ${failed} failed`
+  )
+  process.exitCode = failed === 0 ? 0 : 1
+}
+
+function runtimeVersionOf(bin: string): string | undefined {
+  try {
+    return /version (\S+)/.exec(execFileSync(bin, ["-v"], { encoding: "utf8" }))?.[1]
+  } catch {
+    return undefined
+  }
+}
+
+await main()

@@ -1,0 +1,356 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Result } from "effect"
+import * as fc from "fast-check"
+import {
+  bytes,
+  duration,
+  envName,
+  formatBytes,
+  formatDuration,
+  OptionsError,
+  type Parsed,
+  parseProxyArgs,
+  parseServerArgs,
+  proxyFlags,
+  serverFlags
+} from "../../src/cli/Options.ts"
+
+const config = <C>(parsed: Parsed<C> | OptionsError): C => {
+  if (parsed instanceof OptionsError) assert.fail(`expected a config, got: ${parsed.message}`)
+  if (parsed._tag !== "Run") assert.fail("expected a config, got help")
+  return parsed.config
+}
+
+const refusal = <C>(parsed: Parsed<C> | OptionsError): OptionsError => {
+  if (!(parsed instanceof OptionsError)) assert.fail(`expected an OptionsError, got ${JSON.stringify(parsed)}`)
+  return parsed
+}
+
+const proxyError = (argv: ReadonlyArray<string>, env: Record<string, string> = {}) => refusal(parseProxyArgs(argv, env))
+
+describe("parseProxyArgs", () => {
+  it("uses the documented defaults with no arguments and no environment", () => {
+    assert.deepStrictEqual(config(parseProxyArgs([], {})), {
+      listen: { host: "127.0.0.1", port: 7000 },
+      upstream: { host: "127.0.0.1", port: 7001 },
+      keepaliveIntervalMillis: 30_000,
+      keepaliveTimeoutMillis: 10_000,
+      maxWindow: 4 * 1024 * 1024,
+      drainMillis: 10_000,
+      logLevel: "Info",
+      linkWaitMillis: 10_000,
+      maxClients: 10_000
+    })
+  })
+
+  it("reads every flag, as `--flag value` and as `--flag=value`", () => {
+    const parsed = config(
+      parseProxyArgs(
+        [
+          "--listen",
+          "0.0.0.0:9000",
+          "--upstream=example.internal:7100",
+          "--keepalive-interval",
+          "5s",
+          "--keepalive-timeout=500ms",
+          "--max-window",
+          "8MiB",
+          "--drain-timeout",
+          "2m",
+          "--log-level",
+          "DEBUG",
+          "--link-wait",
+          "1.5s",
+          "--max-clients",
+          "300"
+        ],
+        {}
+      )
+    )
+    assert.deepStrictEqual(parsed, {
+      listen: { host: "0.0.0.0", port: 9000 },
+      upstream: { host: "example.internal", port: 7100 },
+      keepaliveIntervalMillis: 5_000,
+      keepaliveTimeoutMillis: 500,
+      maxWindow: 8 * 1024 * 1024,
+      drainMillis: 120_000,
+      logLevel: "Debug",
+      linkWaitMillis: 1_500,
+      maxClients: 300
+    })
+  })
+
+  it("falls back to PLAIT_* environment variables; flags win over them; empty ones are unset", () => {
+    const env = {
+      PLAIT_LISTEN: "127.0.0.1:9100",
+      PLAIT_UPSTREAM: "10.0.0.1:7001",
+      PLAIT_MAX_WINDOW: "262144",
+      PLAIT_LOG_LEVEL: "",
+      PLAIT_KEEPALIVE_INTERVAL: "0"
+    }
+    const fromEnv = config(parseProxyArgs([], env))
+    assert.deepStrictEqual(fromEnv.listen, { host: "127.0.0.1", port: 9100 })
+    assert.deepStrictEqual(fromEnv.upstream, { host: "10.0.0.1", port: 7001 })
+    assert.strictEqual(fromEnv.maxWindow, 262_144)
+    assert.strictEqual(fromEnv.logLevel, "Info")
+    assert.strictEqual(fromEnv.keepaliveIntervalMillis, 0)
+    const flagged = config(parseProxyArgs(["--listen", "127.0.0.1:9200"], env))
+    assert.deepStrictEqual(flagged.listen, { host: "127.0.0.1", port: 9200 })
+    assert.deepStrictEqual(flagged.upstream, { host: "10.0.0.1", port: 7001 })
+  })
+
+  it("keeps the last value of a repeated flag and ignores a lone `--`", () => {
+    const parsed = config(parseProxyArgs(["--", "--max-clients", "5", "--max-clients", "7"], {}))
+    assert.strictEqual(parsed.maxClients, 7)
+  })
+
+  it("accepts IPv6 in brackets and host names, and port 0 to listen", () => {
+    const parsed = config(parseProxyArgs(["--listen", "[::1]:0", "--upstream", "localhost:7001"], {}))
+    assert.deepStrictEqual(parsed.listen, { host: "::1", port: 0 })
+    assert.deepStrictEqual(parsed.upstream, { host: "localhost", port: 7001 })
+  })
+
+  it("returns the help for --help or -h anywhere, even next to bad values", () => {
+    for (const argv of [["--help"], ["-h"], ["--max-window", "1", "--help"], ["--bogus", "-h"]]) {
+      const parsed = parseProxyArgs(argv, { PLAIT_LISTEN: "nonsense" })
+      assert.ok(!(parsed instanceof OptionsError) && parsed._tag === "Help", argv.join(" "))
+    }
+  })
+
+  it("documents every flag with its environment variable and default in the help", () => {
+    const parsed = parseProxyArgs(["--help"], {})
+    assert.ok(!(parsed instanceof OptionsError) && parsed._tag === "Help")
+    const text = parsed._tag === "Help" ? parsed.text : ""
+    for (const spec of Object.values(proxyFlags)) {
+      assert.include(text, `${spec.flag} ${spec.metavar}`)
+      assert.include(text, `env ${envName(spec.flag)}, default ${spec.default}`)
+    }
+    assert.include(text, "stderr")
+    assert.include(text, "SIGTERM")
+  })
+})
+
+describe("parseProxyArgs refusals: one line naming the flag", () => {
+  const cases: ReadonlyArray<readonly [string, ReadonlyArray<string>, Record<string, string>, string, string]> = [
+    [
+      "window below 256 KiB",
+      ["--max-window", "1000"],
+      {},
+      "--max-window",
+      "plait proxy: --max-window must be at least 262144 bytes (got 1000)"
+    ],
+    [
+      "window above 4 GiB",
+      ["--max-window", "4GiB"],
+      {},
+      "--max-window",
+      "plait proxy: --max-window must be at most 4294967295 bytes (got 4GiB)"
+    ],
+    [
+      "ambiguous size unit",
+      ["--max-window", "8MB"],
+      {},
+      "--max-window",
+      'plait proxy: --max-window must be a size like 262144, 256KiB or 8MiB (got "8MB")'
+    ],
+    [
+      "fractional bytes",
+      ["--max-window", "262144.5"],
+      {},
+      "--max-window",
+      "plait proxy: --max-window must be a whole number of bytes (got 262144.5)"
+    ],
+    [
+      "negative duration",
+      ["--keepalive-interval", "-5s"],
+      {},
+      "--keepalive-interval",
+      "plait proxy: --keepalive-interval must not be negative (got -5s)"
+    ],
+    [
+      "duration without unit",
+      ["--keepalive-timeout", "5"],
+      {},
+      "--keepalive-timeout",
+      "plait proxy: --keepalive-timeout needs a unit: ms, s, m or h (got 5; did you mean 5s?)"
+    ],
+    [
+      "zero keepalive timeout",
+      ["--keepalive-timeout", "0s"],
+      {},
+      "--keepalive-timeout",
+      "plait proxy: --keepalive-timeout must be at least 1ms (got 0s)"
+    ],
+    [
+      "duration over a day",
+      ["--drain-timeout", "25h"],
+      {},
+      "--drain-timeout",
+      "plait proxy: --drain-timeout must be at most 24h (got 25h)"
+    ],
+    [
+      "garbage duration",
+      ["--link-wait", "soon"],
+      {},
+      "--link-wait",
+      'plait proxy: --link-wait must be a duration like 500ms, 5s or 2m (got "soon")'
+    ],
+    [
+      "address without port",
+      ["--listen", "127.0.0.1"],
+      {},
+      "--listen",
+      'plait proxy: --listen must be HOST:PORT, e.g. 127.0.0.1:7000 or [::1]:7000 (got "127.0.0.1")'
+    ],
+    [
+      "IPv6 without brackets",
+      ["--upstream", "::1:7001"],
+      {},
+      "--upstream",
+      'plait proxy: --upstream must be HOST:PORT, e.g. 127.0.0.1:7000 or [::1]:7000 (got "::1:7001")'
+    ],
+    [
+      "port out of range",
+      ["--listen", "127.0.0.1:70000"],
+      {},
+      "--listen",
+      "plait proxy: --listen port must be from 0 to 65535 (got 127.0.0.1:70000)"
+    ],
+    [
+      "port 0 upstream",
+      ["--upstream", "127.0.0.1:0"],
+      {},
+      "--upstream",
+      "plait proxy: --upstream port must be from 1 to 65535 (got 127.0.0.1:0)"
+    ],
+    [
+      "bad value from the environment names the variable",
+      [],
+      { PLAIT_UPSTREAM: "nowhere" },
+      "--upstream",
+      'plait proxy: --upstream (from PLAIT_UPSTREAM) must be HOST:PORT, e.g. 127.0.0.1:7000 or [::1]:7000 (got "nowhere")'
+    ],
+    [
+      "unknown log level",
+      ["--log-level", "loud"],
+      {},
+      "--log-level",
+      'plait proxy: --log-level must be one of trace, debug, info, warn, error, fatal, none (got "loud")'
+    ],
+    [
+      "zero clients",
+      ["--max-clients", "0"],
+      {},
+      "--max-clients",
+      "plait proxy: --max-clients must be at least 1 (got 0)"
+    ],
+    [
+      "non-numeric clients",
+      ["--max-clients", "many"],
+      {},
+      "--max-clients",
+      'plait proxy: --max-clients must be a whole number (got "many")'
+    ],
+    ["unknown flag", ["--bogus", "1"], {}, "--bogus", "plait proxy: unknown flag --bogus (see --help)"],
+    [
+      "server-only flag",
+      ["--target", "127.0.0.1:80"],
+      {},
+      "--target",
+      "plait proxy: unknown flag --target (see --help)"
+    ],
+    ["single-dash flag", ["-v"], {}, "-v", "plait proxy: unknown flag -v (see --help)"],
+    ["positional argument", ["extra"], {}, "argv", 'plait proxy: unexpected argument "extra" (see --help)'],
+    ["missing value at the end", ["--listen"], {}, "--listen", "plait proxy: --listen needs a value: HOST:PORT"],
+    [
+      "missing value before a flag",
+      ["--upstream", "--listen", "127.0.0.1:1"],
+      {},
+      "--upstream",
+      "plait proxy: --upstream needs a value: HOST:PORT"
+    ]
+  ]
+  for (const [name, argv, env, setting, message] of cases) {
+    it(name, () => {
+      const error = proxyError(argv, env)
+      assert.strictEqual(error.message, message)
+      assert.strictEqual(error.setting, setting)
+      assert.strictEqual(error.command, "proxy")
+      assert.notInclude(error.message, "\n")
+    })
+  }
+})
+
+describe("parseServerArgs", () => {
+  it("serves the embedded echo by default", () => {
+    const parsed = config(parseServerArgs([], {}))
+    assert.strictEqual(parsed.target, undefined)
+    assert.deepStrictEqual(parsed.listen, { host: "127.0.0.1", port: 7001 })
+    assert.strictEqual(parsed.maxSessions, 64)
+  })
+
+  it("reads --target, PLAIT_TARGET and --max-sessions", () => {
+    assert.deepStrictEqual(config(parseServerArgs([], { PLAIT_TARGET: "127.0.0.1:8080" })).target, {
+      host: "127.0.0.1",
+      port: 8080
+    })
+    const parsed = config(
+      parseServerArgs(["--target", "[::1]:9090", "--max-sessions=3"], { PLAIT_TARGET: "127.0.0.1:8080" })
+    )
+    assert.deepStrictEqual(parsed.target, { host: "::1", port: 9090 })
+    assert.strictEqual(parsed.maxSessions, 3)
+  })
+
+  it("refuses proxy-only flags and bad targets with the server's name", () => {
+    assert.strictEqual(
+      refusal(parseServerArgs(["--upstream", "127.0.0.1:1"], {})).message,
+      "plait server: unknown flag --upstream (see --help)"
+    )
+    assert.strictEqual(
+      refusal(parseServerArgs(["--target", "127.0.0.1:0"], {})).message,
+      "plait server: --target port must be from 1 to 65535 (got 127.0.0.1:0)"
+    )
+  })
+
+  it("says in the help that no target means the embedded echo", () => {
+    const parsed = parseServerArgs(["-h"], {})
+    assert.ok(!(parsed instanceof OptionsError) && parsed._tag === "Help")
+    if (parsed._tag === "Help") assert.include(parsed.text, "default none: the embedded echo service answers")
+  })
+})
+
+describe("flag tables", () => {
+  it("have the issue's flag names and derived environment variables", () => {
+    const common = ["--keepalive-interval", "--keepalive-timeout", "--max-window", "--drain-timeout", "--log-level"]
+    assert.sameMembers(
+      Object.values(proxyFlags).map((spec) => spec.flag),
+      ["--listen", "--upstream", "--link-wait", "--max-clients", ...common]
+    )
+    assert.sameMembers(
+      Object.values(serverFlags).map((spec) => spec.flag),
+      ["--listen", "--target", "--max-sessions", ...common]
+    )
+    assert.strictEqual(envName("--listen"), "PLAIT_LISTEN")
+    assert.strictEqual(envName("--keepalive-interval"), "PLAIT_KEEPALIVE_INTERVAL")
+  })
+
+  it("round-trip formatted durations and sizes through their parsers", () => {
+    const parseDuration = duration(0)
+    const parseBytes = bytes(0, Number.MAX_SAFE_INTEGER)
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 86_400_000 }), (millis) => {
+        assert.deepStrictEqual(parseDuration(formatDuration(millis)), Result.succeed(millis))
+      })
+    )
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 40 }), (n) => {
+        assert.deepStrictEqual(parseBytes(formatBytes(n)), Result.succeed(n))
+      })
+    )
+    assert.strictEqual(formatDuration(30_000), "30s")
+    assert.strictEqual(formatDuration(120_000), "2m")
+    assert.strictEqual(formatBytes(4 * 1024 * 1024), "4MiB")
+    assert.deepStrictEqual(parseBytes("1.5MiB"), Result.succeed(1_572_864))
+    assert.deepStrictEqual(parseBytes("256kib"), Result.succeed(262_144))
+  })
+})
