@@ -137,27 +137,31 @@ const plait = (proxyRuntime: Runtime, serverRuntime: Runtime, name: string): Sys
   name,
   description: `plait proxy on ${proxyRuntime}, plait server on ${serverRuntime} (forwarding to the backend)`,
   start: async (backend, env) => {
-    const server = await startPlait(
-      "server",
-      serverRuntime,
-      ["--listen", "127.0.0.1:0", "--target", address(backend), "--log-level", "info"],
-      env
-    )
-    const proxy = await startPlait(
-      "proxy",
-      proxyRuntime,
-      [
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        address(server.target),
-        "--max-clients",
-        "50000",
-        "--log-level",
-        "info"
-      ],
-      env
-    )
+    // Both start at once: the server on a port picked here, the proxy dialling it (it retries).
+    const serverPort = await freePort()
+    const [server, proxy] = await Promise.all([
+      startPlait(
+        "server",
+        serverRuntime,
+        ["--listen", `127.0.0.1:${serverPort}`, "--target", address(backend), "--log-level", "info"],
+        env
+      ),
+      startPlait(
+        "proxy",
+        proxyRuntime,
+        [
+          "--listen",
+          "127.0.0.1:0",
+          "--upstream",
+          `127.0.0.1:${serverPort}`,
+          "--max-clients",
+          "50000",
+          "--log-level",
+          "info"
+        ],
+        env
+      )
+    ])
     return {
       target: proxy.target,
       procs: { proxy: proxy.proc, server: server.proc },

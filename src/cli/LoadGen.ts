@@ -828,7 +828,12 @@ export interface MixedResult extends BaseResult {
   /** Connections that ended cleanly with every byte verified. */
   readonly completed: number
   readonly requests: number
+  /** Per message (the first on each connection included). */
   readonly latency: Latency
+  /** From starting the TCP connect to the first message's echo complete (includes opening the path). */
+  readonly setup: Latency
+  /** From our FIN to the connection closed (the peer's FIN seen). */
+  readonly close: Latency
 }
 
 /**
@@ -839,6 +844,8 @@ export const runMixed = async (options: MixedOptions): Promise<MixedResult> => {
   const progress = options.progress ?? makeProgress()
   const errors = new Errors(progress)
   const samples = new Samples()
+  const setupSamples = new Samples()
+  const closeSamples = new Samples()
   const maxMessage = options.maxMessage ?? 64 * 1024
   const rampMs = options.rampMs ?? 500
   const start = now()
@@ -857,19 +864,24 @@ export const runMixed = async (options: MixedOptions): Promise<MixedResult> => {
     while (now() < deadline && failures < 3) {
       let conn: EchoConn | undefined
       try {
+        const opening = now()
         conn = await EchoConn.open(options.target, progress)
         connections++
         const messages = 10 + (random() % 51)
-        for (let m = 0; m < messages && now() < deadline; m++) {
+        for (let m = 0; m < messages && (m === 0 || now() < deadline); m++) {
           const size = Math.min(maxMessage, Math.round(16 * Math.exp((random() / 0x1_0000_0000) * logMax)))
           const payload = makeRequest(scratch.subarray(0, size), pattern, id, seq++)
           const t0 = now()
           await conn.exchange(payload)
-          samples.add(now() - t0)
+          const t1 = now()
+          samples.add(t1 - t0)
+          if (m === 0) setupSamples.add(t1 - opening)
           verifiedBytes += size
           progress.requests++
         }
+        const closing = now()
         await conn.close()
+        closeSamples.add(now() - closing)
         completed++
       } catch (error) {
         conn?.destroy()
@@ -890,7 +902,9 @@ export const runMixed = async (options: MixedOptions): Promise<MixedResult> => {
     connections,
     completed,
     requests: latency.count,
-    latency
+    latency,
+    setup: setupSamples.summary(),
+    close: closeSamples.summary()
   }
 }
 

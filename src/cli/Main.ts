@@ -24,7 +24,9 @@
 
 import process from "node:process"
 import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Effect, Exit, Formatter, Logger, LogLevel, References, type Runtime, type Scope } from "effect"
+import { Cause, Effect, Exit, Formatter, Layer, Logger, LogLevel, References, type Runtime, type Scope } from "effect"
+import * as Events from "../observability/Events.ts"
+import * as Metrics from "../observability/Metrics.ts"
 import { type CommonConfig, type Env, OptionsError, type Parsed, USAGE_EXIT_CODE } from "./Options.ts"
 
 /** A command the runner can start. */
@@ -155,3 +157,14 @@ export const run = <C extends CommonConfig>(command: Command<C>): void => {
   // runMain interrupts the fiber on the first SIGINT/SIGTERM; its listeners run after the ones above.
   NodeRuntime.runMain(main, { disableErrorReporting: true, teardown })
 }
+
+/**
+ * Runs `start` with the lifecycle event bus and the metrics subscriber (which also warns when a
+ * limit is reached) built into the command's own scope, so they live as long as the service.
+ */
+export const withObservability = <A, E>(
+  start: Effect.Effect<A, E, Scope.Scope | Events.Events>
+): Effect.Effect<A, E, Scope.Scope> =>
+  Effect.flatMap(Layer.build(Layer.provideMerge(Metrics.layer, Events.Events.layer)), (context) =>
+    Effect.provideContext(start, context)
+  )

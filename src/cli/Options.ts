@@ -47,6 +47,11 @@ export interface CommonConfig {
   readonly maxWindow: number
   readonly drainMillis: number
   readonly logLevel: LogLevel.LogLevel
+  readonly maxStreams: number
+  readonly acceptBacklog: number
+  readonly maxUnackedOpens: number
+  readonly maxSessionBuffer: number
+  readonly idleTimeoutMillis: number
 }
 
 /** A validated `plait proxy` configuration. */
@@ -70,7 +75,12 @@ export const sessionOptions = (config: CommonConfig): Partial<SessionConfig> => 
   keepaliveIntervalMillis: config.keepaliveIntervalMillis,
   keepaliveTimeoutMillis: config.keepaliveTimeoutMillis,
   maxWindow: config.maxWindow,
-  drainTimeoutMillis: config.drainMillis
+  drainTimeoutMillis: config.drainMillis,
+  maxStreams: config.maxStreams,
+  acceptBacklog: config.acceptBacklog,
+  maxUnackedOpens: config.maxUnackedOpens,
+  maxSessionBuffer: config.maxSessionBuffer,
+  idleTimeoutMillis: config.idleTimeoutMillis
 })
 
 /** What a command line asks for. */
@@ -265,6 +275,41 @@ const commonFlags: Flags<CommonConfig> = {
     doc: "trace, debug, info, warn, error, fatal or none",
     default: "info",
     parse: logLevel
+  },
+  maxStreams: {
+    flag: "--max-streams",
+    metavar: "N",
+    doc: "streams open at once on one link; a SYN beyond it is refused with RST",
+    default: String(sessionDefaults.maxStreams),
+    parse: integer(1, 10_000_000)
+  },
+  acceptBacklog: {
+    flag: "--accept-backlog",
+    metavar: "N",
+    doc: "inbound streams waiting to be served; a SYN beyond it is refused with RST",
+    default: String(sessionDefaults.acceptBacklog),
+    parse: integer(1, 1_000_000)
+  },
+  maxUnackedOpens: {
+    flag: "--max-unacked-opens",
+    metavar: "N",
+    doc: "outbound streams not yet acknowledged; further opens wait",
+    default: String(sessionDefaults.maxUnackedOpens),
+    parse: integer(1, 1_000_000)
+  },
+  maxSessionBuffer: {
+    flag: "--max-session-buffer",
+    metavar: "BYTES",
+    doc: "bytes buffered for all streams of a link before the link stops being read",
+    default: formatBytes(sessionDefaults.maxSessionBuffer),
+    parse: bytes(INITIAL_WINDOW, Number.MAX_SAFE_INTEGER)
+  },
+  idleTimeoutMillis: {
+    flag: "--idle-timeout",
+    metavar: "DURATION",
+    doc: "a stream with no data either way for this long is reset (0: never)",
+    default: formatDuration(sessionDefaults.idleTimeoutMillis),
+    parse: duration(0)
   }
 }
 
@@ -344,7 +389,12 @@ const SESSION_FLAGS: Readonly<Record<string, keyof CommonConfig>> = {
   keepaliveIntervalMillis: "keepaliveIntervalMillis",
   keepaliveTimeoutMillis: "keepaliveTimeoutMillis",
   maxWindow: "maxWindow",
-  drainTimeoutMillis: "drainMillis"
+  drainTimeoutMillis: "drainMillis",
+  maxStreams: "maxStreams",
+  acceptBacklog: "acceptBacklog",
+  maxUnackedOpens: "maxUnackedOpens",
+  maxSessionBuffer: "maxSessionBuffer",
+  idleTimeoutMillis: "idleTimeoutMillis"
 }
 
 /** Parses and validates a command line against a flag table. Pure: reads only its arguments. */

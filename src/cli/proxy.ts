@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import * as PlaitProxy from "../proxy/Proxy.ts"
-import { run } from "./Main.ts"
+import { run, withObservability } from "./Main.ts"
 import { parseProxyArgs, sessionOptions } from "./Options.ts"
 
 run({
@@ -15,12 +15,14 @@ run({
   parse: parseProxyArgs,
   // Proxy.make logs `proxy: listening on HOST:PORT, upstream HOST:PORT` once it is bound.
   start: (config) =>
-    PlaitProxy.make({
-      listen: config.listen,
-      upstream: config.upstream,
-      session: sessionOptions(config),
-      linkWaitMillis: config.linkWaitMillis,
-      maxClients: config.maxClients,
-      drainMillis: config.drainMillis
-    })
+    withObservability(
+      PlaitProxy.make({
+        listen: config.listen,
+        upstream: config.upstream,
+        session: sessionOptions(config),
+        linkWaitMillis: config.linkWaitMillis,
+        maxClients: config.maxClients,
+        drainMillis: config.drainMillis
+      })
+    )
 })

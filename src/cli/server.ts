@@ -8,25 +8,27 @@
  */
 import { Effect } from "effect"
 import * as Server from "../server/Server.ts"
-import { run } from "./Main.ts"
+import { run, withObservability } from "./Main.ts"
 import { formatAddress, parseServerArgs, sessionOptions } from "./Options.ts"
 
 run({
   name: "server",
   parse: parseServerArgs,
   start: (config) =>
-    Effect.gen(function* () {
-      const server = yield* Server.make({
-        listen: config.listen,
-        handler: config.target === undefined ? Server.echo : Server.forward(config.target),
-        session: sessionOptions(config),
-        maxSessions: config.maxSessions,
-        drainMillis: config.drainMillis
+    withObservability(
+      Effect.gen(function* () {
+        const server = yield* Server.make({
+          listen: config.listen,
+          handler: config.target === undefined ? Server.echo : Server.forward(config.target),
+          session: sessionOptions(config),
+          maxSessions: config.maxSessions,
+          drainMillis: config.drainMillis
+        })
+        const serving =
+          config.target === undefined
+            ? "serving the embedded echo service (no --target)"
+            : `forwarding streams to target ${formatAddress(config.target)}`
+        yield* Effect.logInfo(`server: listening on ${formatAddress(server.address)}, ${serving}`)
       })
-      const serving =
-        config.target === undefined
-          ? "serving the embedded echo service (no --target)"
-          : `forwarding streams to target ${formatAddress(config.target)}`
-      yield* Effect.logInfo(`server: listening on ${formatAddress(server.address)}, ${serving}`)
-    })
+    )
 })

@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import { Context, Effect, Layer, PubSub } from "effect"
+import type { SessionEvent, SessionLimit } from "../session/Session.ts"
 
 /** One lifecycle event. `role` says which side of plait saw it. */
 export type PlaitEvent =
@@ -23,6 +24,13 @@ export type PlaitEvent =
       readonly reset: boolean
     }
   | { readonly _tag: "ClientRefused"; readonly role: Role; readonly peer: string; readonly reason: string }
+  | {
+      readonly _tag: "LimitReached"
+      readonly role: Role
+      readonly peer: string
+      readonly limit: SessionLimit
+      readonly streamId: number
+    }
 
 /** Which component published an event. */
 export type Role = "proxy" | "server" | "client"
@@ -35,6 +43,27 @@ export class Events extends Context.Service<Events, PubSub.PubSub<PlaitEvent>>()
   /** A sliding PubSub: a slow subscriber loses old events, publishers never wait. */
   static readonly layer: Layer.Layer<Events> = Layer.effect(Events, PubSub.sliding<PlaitEvent>(EVENT_CAPACITY))
 }
+
+/**
+ * Translates a session's lifecycle events into bus events for one link (`peer`), seen by `role`.
+ * Returns the session's `onEvent` callback; `GoAwayReceived` and `SessionClosed` are the link
+ * owner's business (it reports LinkDown itself).
+ */
+export const forSession =
+  (events: PubSub.PubSub<PlaitEvent>, role: Role, peer: string) =>
+  (event: SessionEvent): void => {
+    switch (event._tag) {
+      case "StreamOpened":
+        publish(events, { _tag: "StreamOpened", role, peer, streamId: event.streamId })
+        break
+      case "StreamClosed":
+        publish(events, { _tag: "StreamClosed", role, peer, streamId: event.streamId, reset: event.reset })
+        break
+      case "LimitReached":
+        publish(events, { _tag: "LimitReached", role, peer, limit: event.limit, streamId: event.streamId })
+        break
+    }
+  }
 
 /** Publishes from synchronous code (session callbacks); never blocks. */
 export const publish = (events: PubSub.PubSub<PlaitEvent>, event: PlaitEvent): void => {

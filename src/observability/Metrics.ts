@@ -22,8 +22,15 @@ export const streamsClosed = Metric.counter("plait_streams_closed_total", { desc
 export const streamsReset = Metric.counter("plait_streams_reset_total", { description: "streams reset" })
 /** Client connections refused (no link, limits). */
 export const clientsRefused = Metric.counter("plait_clients_refused_total", { description: "clients refused" })
+/** Limits reached (refused SYNs, idle resets, paused reads), by `limit`. */
+export const limitsReached = Metric.counter("plait_limits_reached_total", {
+  description: "limits reached, by limit"
+})
 /** Streams open now. */
 export const streamsOpen = Metric.gauge("plait_streams_open", { description: "streams open now" })
+
+/** Limit hits between two warning lines: the first is logged, then one line per this many. */
+export const LIMIT_LOG_EVERY = 1000
 
 const record = (open: { count: number }, event: PlaitEvent): Effect.Effect<void> => {
   switch (event._tag) {
@@ -42,6 +49,8 @@ const record = (open: { count: number }, event: PlaitEvent): Effect.Effect<void>
       )
     case "ClientRefused":
       return Metric.update(clientsRefused, 1)
+    case "LimitReached":
+      return Metric.update(Metric.withAttributes(limitsReached, { limit: event.limit }), 1)
   }
 }
 
@@ -57,7 +66,18 @@ const describe = (event: PlaitEvent): string => {
       return `${event.role}: stream ${event.streamId} ${event.reset ? "reset" : "closed"} (${event.peer})`
     case "ClientRefused":
       return `${event.role}: client ${event.peer} refused: ${event.reason}`
+    case "LimitReached":
+      return `${event.role}: limit ${event.limit} reached on the link with ${event.peer} (stream ${event.streamId})`
   }
+}
+
+/** Warns on the first hit of each limit and then once per {@link LIMIT_LOG_EVERY}, so a flood logs a few lines. */
+const warnLimit = (hits: Map<string, number>, event: PlaitEvent): Effect.Effect<void> => {
+  if (event._tag !== "LimitReached") return Effect.void
+  const count = (hits.get(event.limit) ?? 0) + 1
+  hits.set(event.limit, count)
+  if (count !== 1 && count % LIMIT_LOG_EVERY !== 0) return Effect.void
+  return Effect.logWarning(`${describe(event)}; ${count} time(s) so far`)
 }
 
 /** Subscribes to {@link Events} and keeps the metrics above current; logs each event at debug level. */
@@ -66,12 +86,19 @@ export const layer: Layer.Layer<never, never, Events> = Layer.effectDiscard(
     const events = yield* Events
     const subscription = yield* PubSub.subscribe(events)
     const open = { count: 0 }
+    const hits = new Map<string, number>()
     yield* Effect.forkScoped(
       Effect.forever(
         Effect.flatMap(PubSub.takeAll(subscription), (batch) =>
-          Effect.forEach(batch, (event) => Effect.andThen(record(open, event), Effect.logDebug(describe(event))), {
-            discard: true
-          })
+          Effect.forEach(
+            batch,
+            (event) =>
+              Effect.andThen(
+                record(open, event),
+                event._tag === "LimitReached" ? warnLimit(hits, event) : Effect.logDebug(describe(event))
+              ),
+            { discard: true }
+          )
         )
       )
     )

@@ -90,25 +90,13 @@ export const make = Effect.fnUntraced(function* (options: LinkOptions) {
     const transport = yield* dialWithRetry(generationScope)
     const goAway = Deferred.makeUnsafe<void>()
     const peer = transport.remoteAddress
+    const publishSessionEvent = Events.forSession(events, "proxy", peer)
     const session = yield* Session.make(transport, {
       client: true,
       ...(options.session === undefined ? {} : { config: options.session }),
       onEvent: (event) => {
-        switch (event._tag) {
-          case "GoAwayReceived":
-            Deferred.doneUnsafe(goAway, Exit.void)
-            return
-          case "StreamOpened":
-            return Events.publish(events, { _tag: "StreamOpened", role: "proxy", peer, streamId: event.streamId })
-          case "StreamClosed":
-            return Events.publish(events, {
-              _tag: "StreamClosed",
-              role: "proxy",
-              peer,
-              streamId: event.streamId,
-              reset: event.reset
-            })
-        }
+        if (event._tag === "GoAwayReceived") Deferred.doneUnsafe(goAway, Exit.void)
+        else publishSessionEvent(event)
       }
     }).pipe(Scope.provide(generationScope))
     attempt = 0

@@ -181,7 +181,6 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
 })
 
 /** The proxy as a service. */
-// biome-ignore lint/suspicious/noShadowRestrictedNames: the service is named after its module, used as Proxy.Proxy
 export class Proxy extends Context.Service<Proxy, ProxyService>()("plait/proxy/Proxy") {}
 
 /** A layer running the proxy for the layer's lifetime (publishing on {@link Events.Events} when provided). */

@@ -124,19 +124,7 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
       const session = yield* Session.make(transport, {
         client: false,
         ...(options.session === undefined ? {} : { config: options.session }),
-        onEvent: (event) => {
-          if (event._tag === "StreamOpened") {
-            Events.publish(events, { _tag: "StreamOpened", role: "server", peer, streamId: event.streamId })
-          } else if (event._tag === "StreamClosed") {
-            Events.publish(events, {
-              _tag: "StreamClosed",
-              role: "server",
-              peer,
-              streamId: event.streamId,
-              reset: event.reset
-            })
-          }
-        }
+        onEvent: Events.forSession(events, "server", peer)
       })
       sessions.add(session)
       Events.publish(events, { _tag: "LinkUp", role: "server", peer })

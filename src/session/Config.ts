@@ -38,6 +38,8 @@ export interface SessionConfig {
   readonly closeTimeoutMillis: number
   /** On graceful close, how long open streams may drain before they are reset. */
   readonly drainTimeoutMillis: number
+  /** A stream with no DATA either way for this long is reset (0: never). */
+  readonly idleTimeoutMillis: number
   /** How often timers (open and close timeouts) are checked. */
   readonly timerResolutionMillis: number
 }
@@ -57,6 +59,7 @@ export const defaults: SessionConfig = {
   openTimeoutMillis: 75_000,
   closeTimeoutMillis: 300_000,
   drainTimeoutMillis: 30_000,
+  idleTimeoutMillis: 0,
   timerResolutionMillis: 1_000
 }
 
@@ -88,6 +91,7 @@ const rules: { readonly [K in keyof SessionConfig]: Rule } = {
   openTimeoutMillis: { min: 1, max: DAY, unit: "ms" },
   closeTimeoutMillis: { min: 1, max: DAY, unit: "ms" },
   drainTimeoutMillis: { min: 0, max: DAY, unit: "ms" },
+  idleTimeoutMillis: { min: 0, max: DAY, unit: "ms" },
   timerResolutionMillis: { min: 1, max: 60_000, unit: "ms" }
 }
 

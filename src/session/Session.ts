@@ -45,6 +45,7 @@ export type SessionEvent =
   | { readonly _tag: "StreamOpened"; readonly streamId: number; readonly local: boolean }
   | { readonly _tag: "StreamClosed"; readonly streamId: number; readonly reset: boolean }
   | { readonly _tag: "GoAwayReceived"; readonly code: number }
+  | { readonly _tag: "LimitReached"; readonly limit: SessionLimit; readonly streamId: number }
   | { readonly _tag: "SessionClosed"; readonly error: MuxError }
 
 /** Options of {@link make}. */
@@ -57,8 +58,23 @@ export interface SessionOptions {
   readonly onEvent?: (event: SessionEvent) => void
 }
 
+/** A limit whose reach has a defined outcome (see {@link SessionCounters}). */
+export type SessionLimit =
+  /** Inbound SYN while `acceptBacklog` streams wait for `accept`: the stream is refused with RST. */
+  | "acceptBacklog"
+  /** Inbound SYN while `maxStreams` streams are open: the stream is refused with RST. */
+  | "maxStreams"
+  /** A stream without traffic for `idleTimeoutMillis`: it is reset. */
+  | "idleTimeout"
+  /** `maxSessionBuffer` bytes buffered: the session stops reading the link until readers catch up. */
+  | "maxSessionBuffer"
+
+/** How often each limit was reached over the session's life. */
+export type SessionCounters = { readonly [K in SessionLimit]: number }
+
 /** Counters for tests, leak checks and metrics. */
 export interface SessionStats {
+  readonly limits: SessionCounters
   readonly streams: number
   readonly acceptBacklog: number
   readonly unackedOpens: number
@@ -130,7 +146,16 @@ class SessionCore implements StreamHost {
   unacked = 0
   bufferedBytes = 0
   lastReceived: number
+  lastSweep: number
+  /** The read loop is paused on `maxSessionBuffer` (counted once per pause). */
+  bufferFull = false
   goAwayReceived = false
+  readonly limits: { [K in SessionLimit]: number } = {
+    acceptBacklog: 0,
+    maxStreams: 0,
+    idleTimeout: 0,
+    maxSessionBuffer: 0
+  }
   goAwaySent = false
   fault: MuxError | undefined = undefined
   /** The session ended cleanly: flush queued control frames (GO_AWAY) and close, rather than reset. */
@@ -146,6 +171,7 @@ class SessionCore implements StreamHost {
     this.outbox = new Outbox(config.maxFrameSize, config.maxBatchBytes)
     this.decoder = new Decoder({ validate: (h) => this.validate(h) })
     this.lastReceived = clock.currentTimeMillisUnsafe()
+    this.lastSweep = this.lastReceived
   }
 
   // StreamHost ----------------------------------------------------------------------------------
@@ -266,13 +292,16 @@ class SessionCore implements StreamHost {
         return protocolError("BadStreamId", `SYN for stream ${id}, which has this side's parity`, id)
       }
       if (id > this.maxPeerId) this.maxPeerId = id
-      if (
-        this.goAwaySent ||
-        this.acceptQueue.length >= this.config.acceptBacklog ||
-        this.streams.size >= this.config.maxStreams
-      ) {
+      const limit: SessionLimit | undefined =
+        this.acceptQueue.length >= this.config.acceptBacklog
+          ? "acceptBacklog"
+          : this.streams.size >= this.config.maxStreams
+            ? "maxStreams"
+            : undefined
+      if (this.goAwaySent || limit !== undefined) {
         // Refused: RST now; the frame's flags and payload go nowhere.
         this.control(FrameType.WindowUpdate, Flags.RST, id, 0)
+        if (limit !== undefined) this.limitReached(limit, id)
         return undefined
       }
       s = new MuxStream(this, id, false, "SynReceived", INITIAL_WINDOW, INITIAL_WINDOW)
@@ -394,8 +423,28 @@ class SessionCore implements StreamHost {
     this.onEvent?.({ _tag: "SessionClosed", error })
   }
 
-  /** Resets streams whose open or close deadline has passed. */
+  limitReached(limit: SessionLimit, streamId: number): void {
+    this.limits[limit]++
+    this.onEvent?.({ _tag: "LimitReached", limit, streamId })
+  }
+
+  /** Resets streams whose open or close deadline has passed, and streams idle for too long. */
   sweep(now: number): void {
+    const idleTimeout = this.config.idleTimeoutMillis
+    if (idleTimeout > 0) {
+      // Activity counters instead of timestamps: the data path never reads the clock.
+      const elapsed = now - this.lastSweep
+      for (const s of this.streams.values()) {
+        if (s.activity !== s.seenActivity) {
+          s.seenActivity = s.activity
+          s.idleMillis = 0
+        } else if ((s.idleMillis += elapsed) >= idleTimeout) {
+          this.limitReached("idleTimeout", s.id)
+          s.resetNow(false)
+        }
+      }
+    }
+    this.lastSweep = now
     for (const s of this.openTimers) {
       if (s.deadline > now) break
       this.openTimers.delete(s)
@@ -409,7 +458,15 @@ class SessionCore implements StreamHost {
   }
 
   get readPaused(): boolean {
-    return this.bufferedBytes > this.config.maxSessionBuffer || this.outbox.controlBytes > MAX_CONTROL_BACKLOG
+    if (this.bufferedBytes > this.config.maxSessionBuffer) {
+      if (!this.bufferFull) {
+        this.bufferFull = true
+        this.limitReached("maxSessionBuffer", 0)
+      }
+      return true
+    }
+    this.bufferFull = false
+    return this.outbox.controlBytes > MAX_CONTROL_BACKLOG
   }
 }
 
@@ -582,6 +639,7 @@ export const make = Effect.fnUntraced(function* (
     isClosed: () => core.fault !== undefined,
     isOpen: () => core.fault === undefined && !core.goAwayReceived && !core.goAwaySent,
     stats: () => ({
+      limits: { ...core.limits },
       streams: core.streams.size,
       acceptBacklog: core.acceptQueue.length,
       unackedOpens: core.unacked,

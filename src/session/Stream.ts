@@ -83,6 +83,12 @@ export class MuxStream implements Transport<MuxError> {
   inReady = false
   /** @internal the open-timeout deadline (ms), 0 when none (close deadlines live in the session) */
   deadline = 0
+  /** @internal bumped by every DATA frame in or out (idle timeout) */
+  activity = 0
+  /** @internal `activity` at the last idle sweep */
+  seenActivity = 0
+  /** @internal time without activity, accumulated by the idle sweep */
+  idleMillis = 0
 
   private failure: MuxError | undefined = undefined
   private readSignal: Signal | undefined = undefined
@@ -246,6 +252,7 @@ export class MuxStream implements Transport<MuxError> {
   /** @internal DATA arrived (already checked against `recvWindow`). */
   onData(payload: Uint8Array): void {
     if (payload.length === 0) return
+    this.activity++
     this.recvWindow -= payload.length
     if (this.readerGone) {
       this.pendingCredit += payload.length
@@ -295,6 +302,7 @@ export class MuxStream implements Transport<MuxError> {
 
   /** @internal The writer framed `n` queued bytes. */
   drained(n: number): void {
+    this.activity++
     this.outQueued -= n
     this.sendWindow -= n
     if (this.outQueued <= this.host.config.writeBufferSize) this.writeSignal?.notify()

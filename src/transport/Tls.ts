@@ -182,6 +182,16 @@ const handshakeError = (where: string, cause: unknown): TransportError => {
 const ignoreError = () => {}
 
 /**
+ * The peer of a server-side TLS socket, also after it was destroyed: Node and Deno then only know
+ * it through the wrapped raw socket.
+ */
+const peerOf = (socket: tls.TLSSocket): string => {
+  if (socket.remoteAddress !== undefined) return formatAddress(socket.remoteAddress, socket.remotePort)
+  const parent = (socket as { _parent?: { remoteAddress?: string; remotePort?: number } })._parent
+  return formatAddress(parent?.remoteAddress, parent?.remotePort)
+}
+
+/**
  * Dials `host:port` over TLS. Scoped: closing the scope `close`s the transport (TLS close_notify
  * and FIN). Interrupting the dial, or a dial that does not complete within `handshakeTimeoutMs`,
  * destroys the half-open socket.
@@ -351,16 +361,23 @@ export const listen = (
       })
     })
     server.on("tlsClientError", (cause: Error, socket: tls.TLSSocket) => {
-      const peer = formatAddress(socket.remoteAddress, socket.remotePort)
+      const peer = peerOf(socket)
       const raw = pending.get(peer)
       pending.delete(peer)
-      recordFailure(socket, peer, rawMessage(cause))
+      // Node and Deno verify the client certificate after the handshake and just destroy the socket
+      // (the error is then a bare ECONNRESET); the verification result says what happened.
+      const verifyError = (socket as { authorizationError?: unknown }).authorizationError
+      const reason =
+        typeof verifyError === "string" || verifyError instanceof Error
+          ? `client certificate rejected: ${String(verifyError instanceof Error ? rawMessage(verifyError) : verifyError)}`
+          : rawMessage(cause)
+      recordFailure(socket, peer, reason)
       socket.on("error", ignoreError)
       socket.destroy()
       raw?.destroy()
     })
     server.on("secureConnection", (socket: tls.TLSSocket) => {
-      const peer = formatAddress(socket.remoteAddress, socket.remotePort)
+      const peer = peerOf(socket)
       pending.delete(peer)
       if (closed) {
         socket.on("error", ignoreError)

@@ -38,6 +38,11 @@ describe("parseProxyArgs", () => {
       maxWindow: 4 * 1024 * 1024,
       drainMillis: 10_000,
       logLevel: "Info",
+      maxStreams: 65_536,
+      acceptBacklog: 256,
+      maxUnackedOpens: 256,
+      maxSessionBuffer: 64 * 1024 * 1024,
+      idleTimeoutMillis: 0,
       linkWaitMillis: 10_000,
       maxClients: 10_000
     })
@@ -62,7 +67,16 @@ describe("parseProxyArgs", () => {
           "--link-wait",
           "1.5s",
           "--max-clients",
-          "300"
+          "300",
+          "--max-streams=1000",
+          "--accept-backlog",
+          "32",
+          "--max-unacked-opens",
+          "64",
+          "--max-session-buffer",
+          "16MiB",
+          "--idle-timeout",
+          "5m"
         ],
         {}
       )
@@ -75,6 +89,11 @@ describe("parseProxyArgs", () => {
       maxWindow: 8 * 1024 * 1024,
       drainMillis: 120_000,
       logLevel: "Debug",
+      maxStreams: 1_000,
+      acceptBacklog: 32,
+      maxUnackedOpens: 64,
+      maxSessionBuffer: 16 * 1024 * 1024,
+      idleTimeoutMillis: 300_000,
       linkWaitMillis: 1_500,
       maxClients: 300
     })
@@ -321,7 +340,18 @@ describe("parseServerArgs", () => {
 
 describe("flag tables", () => {
   it("have the issue's flag names and derived environment variables", () => {
-    const common = ["--keepalive-interval", "--keepalive-timeout", "--max-window", "--drain-timeout", "--log-level"]
+    const common = [
+      "--keepalive-interval",
+      "--keepalive-timeout",
+      "--max-window",
+      "--drain-timeout",
+      "--log-level",
+      "--max-streams",
+      "--accept-backlog",
+      "--max-unacked-opens",
+      "--max-session-buffer",
+      "--idle-timeout"
+    ]
     assert.sameMembers(
       Object.values(proxyFlags).map((spec) => spec.flag),
       ["--listen", "--upstream", "--link-wait", "--max-clients", ...common]

@@ -5,7 +5,7 @@
  * The first group checks that the two implementations agree where they must: many concurrent
  * streams, payloads beyond the 256 KiB initial window, half-close in both orders, pings both ways,
  * graceful ends. The regression group guards the two plait bugs this suite found. The last group
- * pins down where the implementations disagree (see `docs`-style notes on each test) so that a
+ * pins down where the implementations disagree (each test says how and why in a comment), so that a
  * change on either side shows up here.
  *
  * The echo servers on both sides speak one in-band rule: the first payload byte picks the
@@ -22,8 +22,8 @@ import {
   dialLibp2p,
   EchoMode,
   type LateBytes,
-  listenLibp2p,
   roundTrip as libp2pRoundTrip,
+  listenLibp2p,
   sendAll,
   serveEcho
 } from "./libp2p.ts"
@@ -63,7 +63,14 @@ const serveSession = (session: Session.Session, failures: Array<unknown>) =>
   Effect.gen(function* () {
     const fibers = yield* FiberSet.make<void, never>()
     const handle = (s: MuxStream) =>
-      echo(s).pipe(Effect.catch((error) => Effect.andThen(Effect.sync(() => failures.push(error)), s.reset)))
+      echo(s).pipe(
+        Effect.catch((error) =>
+          Effect.andThen(
+            Effect.sync(() => failures.push(error)),
+            s.reset
+          )
+        )
+      )
     while (true) {
       const next = yield* Effect.exit(session.acceptUnscoped)
       if (next._tag === "Failure") break
@@ -286,7 +293,10 @@ describe("libp2p-yamux interop: where the implementations disagree", () => {
         const drainDeadline = 400
         const { port, peers } = yield* listenLibp2p((peer) => serveEcho(peer.muxer))
         const tapped = tapFrames(yield* Tcp.connect({ host: "127.0.0.1", port }))
-        const session = yield* Session.make(tapped.transport, { client: true, config: { drainTimeoutMillis: drainDeadline } })
+        const session = yield* Session.make(tapped.transport, {
+          client: true,
+          config: { drainTimeoutMillis: drainDeadline }
+        })
         const s = yield* session.openUnscoped
         yield* s.write([payload(1000, 3, EchoMode.Streaming)])
         const first = yield* bounded("echo", s.read)

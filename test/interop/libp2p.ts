@@ -18,8 +18,8 @@
  * payload selects the {@link EchoMode}.
  */
 import * as net from "node:net"
-import { yamux } from "@chainsafe/libp2p-yamux"
 import type { YamuxMuxerInit } from "@chainsafe/libp2p-yamux"
+import { yamux } from "@chainsafe/libp2p-yamux"
 import type { AbortOptions, Stream, StreamCloseEvent, StreamMessageEvent } from "@libp2p/interface"
 import { logger } from "@libp2p/logger"
 import { AbstractMultiaddrConnection, ipPortToMultiaddr, type SendResult } from "@libp2p/utils"
@@ -94,7 +94,11 @@ export interface Libp2pPeer {
 }
 
 /** A libp2p-yamux muxer over `socket`; `outbound` makes it the dialling side (odd ids). */
-export const muxOver = (socket: net.Socket, direction: "inbound" | "outbound", init: YamuxMuxerInit = {}): Libp2pPeer => {
+export const muxOver = (
+  socket: net.Socket,
+  direction: "inbound" | "outbound",
+  init: YamuxMuxerInit = {}
+): Libp2pPeer => {
   const connection = new SocketConnection(socket, direction)
   const muxer = yamux(init)().createStreamMuxer(connection)
   const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()))
@@ -105,8 +109,7 @@ export const muxOver = (socket: net.Socket, direction: "inbound" | "outbound", i
 // Stream helpers (promises)
 // ---------------------------------------------------------------------------------------------
 
-const toBytes = (data: Uint8Array | ByteList): Uint8Array =>
-  data instanceof Uint8Array ? data : data.subarray()
+const toBytes = (data: Uint8Array | ByteList): Uint8Array => (data instanceof Uint8Array ? data : data.subarray())
 
 const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
   let total = 0
@@ -134,11 +137,7 @@ export interface LateBytes {
  * exactly, this reader keeps listening until a microtask after `'end'` and counts what came late in
  * `late` (a peer bug, reported by the tests that use it).
  */
-export const collect = (
-  stream: Stream,
-  onChunk?: (chunk: Uint8Array) => void,
-  late?: LateBytes
-): Promise<Uint8Array> =>
+export const collect = (stream: Stream, onChunk?: (chunk: Uint8Array) => void, late?: LateBytes): Promise<Uint8Array> =>
   new Promise<Uint8Array>((resolve, reject) => {
     const parts: Array<Uint8Array> = []
     let ended = false
@@ -246,7 +245,6 @@ export const roundTrip = async (muxer: YamuxMuxer, payload: Uint8Array): Promise
 // ---------------------------------------------------------------------------------------------
 // Scoped endpoints (Effect)
 // ---------------------------------------------------------------------------------------------
-
 
 /** Ends a peer by closing its socket: the muxer and its streams see the transport close (no errors thrown). */
 const shutdown = (peer: Libp2pPeer): void => {

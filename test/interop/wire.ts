@@ -51,7 +51,9 @@ const parser = (dir: "in" | "out", frames: Array<WireFrame>) => {
 }
 
 /** Wraps `transport` so every frame header read or written is appended to `frames`. */
-export const tapFrames = (transport: Transport): { readonly transport: Transport; readonly frames: Array<WireFrame> } => {
+export const tapFrames = (
+  transport: Transport
+): { readonly transport: Transport; readonly frames: Array<WireFrame> } => {
   const frames: Array<WireFrame> = []
   const onIn = parser("in", frames)
   const onOut = parser("out", frames)

@@ -26,22 +26,25 @@ export const roundTrip = (address: Tcp.TcpAddress, payload: Uint8Array, seed = 1
   )
 
 /**
- * How a peer's connection ended: `"eof"` (FIN), `"error"` (reset or failure) — reading and
- * discarding at most `maxBytes` — or `"open"` if it was still open after `withinMs`.
+ * How a peer's connection ended within `withinMs` — `"eof"` (FIN), `"error"` (reset or failure) or
+ * `"open"` (still open, or more than `maxBytes` arrived) — and how many bytes it read (discarded).
  */
 export const awaitEnd = (transport: Transport, withinMs: number, maxBytes = 1024 * 1024) =>
-  Effect.gen(function* () {
-    let total = 0
-    while (total <= maxBytes) {
-      const chunk = yield* transport.read
-      if (chunk === null) return "eof" as const
-      total += chunk.length
-    }
-    return "open" as const
-  }).pipe(
-    Effect.catch(() => Effect.succeed("error" as const)),
-    Effect.timeoutOrElse({ duration: withinMs, orElse: () => Effect.succeed("open" as const) })
-  )
+  Effect.suspend(() => {
+    let bytes = 0
+    return Effect.gen(function* () {
+      while (bytes <= maxBytes) {
+        const chunk = yield* transport.read
+        if (chunk === null) return "eof" as const
+        bytes += chunk.length
+      }
+      return "open" as const
+    }).pipe(
+      Effect.catch(() => Effect.succeed("error" as const)),
+      Effect.timeoutOrElse({ duration: withinMs, orElse: () => Effect.succeed("open" as const) }),
+      Effect.map((end) => ({ end, bytes }))
+    )
+  })
 
 /** A temporary directory, removed with the scope; `write` puts a file in it and returns its path. */
 export const tempDir: Effect.Effect<

@@ -8,7 +8,7 @@ import { Cause, Effect, Exit, Fiber } from "effect"
 import type { MuxError } from "../../../src/session/MuxError.ts"
 import type * as Session from "../../../src/session/Session.ts"
 import type { MuxStream } from "../../../src/session/Stream.ts"
-import { assertBytes, echo, emptyStats, payload, sessionPair, within, writeAll } from "./helpers.ts"
+import { assertBytes, assertIdle, echo, payload, sessionPair, within, writeAll } from "./helpers.ts"
 
 const MiB = 1024 * 1024
 
@@ -62,7 +62,9 @@ describe("deadlocks", () => {
           [0, 0],
           [1, 100]
         ] as const) {
-          results[side].forEach((r, i) => assertBytes(r.got, payload(size, base + seeds[i]!), `side ${side} #${r.id}`))
+          for (const [i, r] of results[side].entries()) {
+            assertBytes(r.got, payload(size, base + seeds[i]!), `side ${side} #${r.id}`)
+          }
         }
         const echoed = [...(yield* Fiber.join(serverEcho)), ...(yield* Fiber.join(clientEcho))]
         assert.deepStrictEqual(
@@ -125,8 +127,8 @@ describe("deadlocks", () => {
         const echoExit = yield* Fiber.await(serverEcho)
         assert.isFalse(Exit.isFailure(echoExit) && Cause.hasDies(echoExit.cause))
         assert.isTrue(sp.client.isClosed() && sp.server.isClosed())
-        assert.deepStrictEqual(sp.client.stats(), emptyStats)
-        assert.deepStrictEqual(sp.server.stats(), emptyStats)
+        assertIdle(sp.client)
+        assertIdle(sp.server)
       }).pipe(Effect.scoped, (e) => within(10_000, "concurrent close", e)),
     15_000
   )

@@ -7,7 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import {
   assertBytes,
-  emptyStats,
+  assertIdle,
   eventually,
   payload,
   reasonOf,
@@ -51,8 +51,8 @@ describe("half-close differs between implementations", () => {
         yield* Fiber.join(server)
         assert.strictEqual(c.state, "Closed")
         yield* bothReleased(sp)
-        assert.deepStrictEqual(sp.client.stats(), emptyStats)
-        assert.deepStrictEqual(sp.server.stats(), emptyStats)
+        assertIdle(sp.client)
+        assertIdle(sp.server)
       }).pipe(Effect.scoped, (e) => within(10_000, "half-close", e)),
     15_000
   )
@@ -83,8 +83,8 @@ describe("half-close differs between implementations", () => {
         yield* c.closeWrite
         yield* Fiber.join(server)
         yield* bothReleased(sp)
-        assert.deepStrictEqual(sp.client.stats(), emptyStats)
-        assert.deepStrictEqual(sp.server.stats(), emptyStats)
+        assertIdle(sp.client)
+        assertIdle(sp.server)
       }).pipe(Effect.scoped, (e) => within(10_000, "half-close mirror", e)),
     15_000
   )
@@ -106,8 +106,8 @@ describe("half-close differs between implementations", () => {
         assertBytes(gotUp, up, "client → server")
         assertBytes(gotDown, down, "server → client")
         yield* bothReleased(sp)
-        assert.deepStrictEqual(sp.client.stats(), emptyStats)
-        assert.deepStrictEqual(sp.server.stats(), emptyStats)
+        assertIdle(sp.client)
+        assertIdle(sp.server)
       }).pipe(Effect.scoped, (e) => within(10_000, "crossing FINs", e)),
     15_000
   )
@@ -139,8 +139,8 @@ describe("half-close differs between implementations", () => {
         assertBytes(got, answer, "answer")
         yield* Fiber.join(server)
         yield* bothReleased(sp)
-        assert.deepStrictEqual(sp.client.stats(), emptyStats)
-        assert.deepStrictEqual(sp.server.stats(), emptyStats)
+        assertIdle(sp.client)
+        assertIdle(sp.server)
       }).pipe(Effect.scoped, (e) => within(10_000, "scoped half-close", e)),
     15_000
   )

@@ -15,7 +15,7 @@ import {
   abortOnExit,
   advance,
   assertBytes,
-  emptyStats,
+  assertIdle,
   eventually,
   fiberReason,
   isRunning,
@@ -23,6 +23,7 @@ import {
   RawPeer,
   type ReasonTag,
   reasonOf,
+  type SessionPair,
   sessionPair,
   settle,
   within,
@@ -100,8 +101,8 @@ describe("link loss takes every stream with it; go-away semantics unclear", () =
           assert.strictEqual((yield* sp.client.await).reason._tag, "SessionClosed", "the link was closed after")
           const resets = [...sp.events.client, ...sp.events.server].filter((e) => e._tag === "StreamClosed" && e.reset)
           assert.strictEqual(resets.length, 0, "nothing reset during the drain")
-          assert.deepStrictEqual(sp.client.stats(), emptyStats)
-          assert.deepStrictEqual(sp.server.stats(), emptyStats)
+          assertIdle(sp.client)
+          assertIdle(sp.server)
         }).pipe(Effect.scoped, (e) => within(10_000, "go-away drain", e)),
       15_000
     )
@@ -149,8 +150,8 @@ describe("link loss takes every stream with it; go-away semantics unclear", () =
           assert.strictEqual(yield* fiberReason(pendingRead), "SessionClosed")
           assert.strictEqual(yield* reasonOf(c.write([payload(1, 6)])), "SessionClosed")
           assert.isTrue(sp.client.isClosed() && sp.server.isClosed())
-          assert.deepStrictEqual(sp.client.stats(), emptyStats)
-          assert.deepStrictEqual(sp.server.stats(), emptyStats)
+          assertIdle(sp.client)
+          assertIdle(sp.server)
         }),
       10_000
     )
@@ -158,7 +159,7 @@ describe("link loss takes every stream with it; go-away semantics unclear", () =
 
   describe("link loss", () => {
     /** 8 streams mid-transfer in both directions; returns every blocked or running operation. */
-    const midTransfer = (sp: Effect.Effect.Success<ReturnType<typeof sessionPair>>) =>
+    const midTransfer = (sp: SessionPair) =>
       Effect.gen(function* () {
         const ops: Array<Fiber.Fiber<unknown, MuxError>> = []
         const chunk = payload(64 * 1024, 9)
@@ -197,8 +198,8 @@ describe("link loss takes every stream with it; go-away semantics unclear", () =
           assert.strictEqual((yield* sp.server.await).reason._tag, "TransportFailed")
           assert.strictEqual(yield* reasonOf(sp.client.openUnscoped), "TransportFailed")
           assert.strictEqual(yield* reasonOf(sp.server.ping), "TransportFailed")
-          assert.deepStrictEqual(sp.client.stats(), emptyStats)
-          assert.deepStrictEqual(sp.server.stats(), emptyStats)
+          assertIdle(sp.client)
+          assertIdle(sp.server)
         }).pipe(Effect.scoped, (e) => within(10_000, "transport reset", e)),
       15_000
     )
@@ -213,8 +214,8 @@ describe("link loss takes every stream with it; go-away semantics unclear", () =
           // The side that closed sees its own writes refused (TransportFailed) or EOF (SessionClosed).
           yield* within(1_000, "every op ends", allFailWith(ops, ["SessionClosed", "TransportFailed"]))
           assert.isTrue(sp.client.isClosed() && sp.server.isClosed())
-          assert.deepStrictEqual(sp.client.stats(), emptyStats)
-          assert.deepStrictEqual(sp.server.stats(), emptyStats)
+          assertIdle(sp.client)
+          assertIdle(sp.server)
         }).pipe(Effect.scoped, (e) => within(10_000, "link closed", e)),
       15_000
     )
@@ -233,8 +234,8 @@ describe("link loss takes every stream with it; go-away semantics unclear", () =
           assert.isTrue(ops.every(isRunning), "nothing ends before interval + timeout")
           yield* advance(1_000)
           yield* allFailWith(ops, ["KeepaliveTimeout"])
-          assert.deepStrictEqual(sp.client.stats(), emptyStats)
-          assert.deepStrictEqual(sp.server.stats(), emptyStats)
+          assertIdle(sp.client)
+          assertIdle(sp.server)
         }),
       10_000
     )

@@ -28,6 +28,23 @@ export const emptyStats = {
   waiters: 0
 } as const
 
+/** The counters of {@link emptyStats} from a session's stats (other fields ignored). */
+export const counters = (session: Session.Session) => {
+  const s = session.stats()
+  return {
+    streams: s.streams,
+    acceptBacklog: s.acceptBacklog,
+    unackedOpens: s.unackedOpens,
+    bufferedBytes: s.bufferedBytes,
+    pendingPings: s.pendingPings,
+    waiters: s.waiters
+  }
+}
+
+/** Asserts a session holds nothing: no stream, backlog, un-ACKed open, buffered byte, ping or waiter. */
+export const assertIdle = (session: Session.Session, what = "session"): void =>
+  assert.deepStrictEqual(counters(session), emptyStats, `${what} holds nothing`)
+
 /** A reason tag of {@link MuxError}. */
 export type ReasonTag = MuxErrorReason["_tag"]
 
@@ -269,17 +286,14 @@ export class RawPeer {
 }
 
 /** Payload views alias the decoder's input; copy so frames stay valid. */
-const copy = (frame: Frame): Frame => (frame.payload.length === 0 ? frame : { ...frame, payload: frame.payload.slice() })
+const copy = (frame: Frame): Frame =>
+  frame.payload.length === 0 ? frame : { ...frame, payload: frame.payload.slice() }
 
 /** Frame description for assertion messages. */
 export const describeFrame = (f: Frame): string => `type=${f.type} flags=${f.flags} id=${f.streamId} length=${f.length}`
 
 /** Runs `effect` with a live-clock deadline, failing the test with `what` if it takes longer. */
-export const within = <A, E, R>(
-  millis: number,
-  what: string,
-  effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, E, R> =>
+export const within = <A, E, R>(millis: number, what: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   effect.pipe(
     Effect.timeoutOrElse({
       duration: millis,
