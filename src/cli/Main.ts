@@ -100,9 +100,25 @@ export const logger: Logger.Logger<unknown, void> = Logger.make((options) =>
   )
 )
 
-/** Exit 0 after a clean or signalled (interrupted) end, 1 after a failure. */
+/** Exit 0 after a clean or signalled (interrupted) end, 2 for options refused at start, 1 after a failure. */
 const teardown: Runtime.Teardown = (exit, onExit) =>
-  onExit(Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause) ? 0 : 1)
+  onExit(
+    Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)
+      ? 0
+      : Cause.findErrorOption(exit.cause).pipe((error) => error._tag === "Some" && error.value instanceof OptionsError)
+        ? USAGE_EXIT_CODE
+        : 1
+  )
+
+/** Turns a configuration error found at start (a TLS file, the token) into the command's usage error. */
+export const configError =
+  (command: string) =>
+  (error: { readonly flag: string; readonly message: string }): OptionsError =>
+    new OptionsError({ command, setting: error.flag, detail: error.message })
+
+/** Whether a listen or dial host stays on this machine. */
+export const isLoopback = (host: string): boolean =>
+  host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 
 /** Parses the process's arguments and runs the command until a signal stops it. Call once. */
 export const run = <C extends CommonConfig>(command: Command<C>): void => {
@@ -131,7 +147,13 @@ export const run = <C extends CommonConfig>(command: Command<C>): void => {
     Effect.onExit((exit) =>
       Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)
         ? Effect.logInfo(`${command.name}: stopped`)
-        : Effect.logError(`${command.name}: ${describeCause(exit.cause)}`)
+        : Effect.logError(
+            Cause.findErrorOption(exit.cause).pipe((error) =>
+              error._tag === "Some" && error.value instanceof OptionsError
+                ? error.value.message
+                : `${command.name}: ${describeCause(exit.cause)}`
+            )
+          )
     ),
     Effect.provide(Logger.layer([logger])),
     Effect.provideService(References.MinimumLogLevel, config.logLevel)

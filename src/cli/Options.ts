@@ -52,6 +52,8 @@ export interface CommonConfig {
   readonly maxUnackedOpens: number
   readonly maxSessionBuffer: number
   readonly idleTimeoutMillis: number
+  /** Shared secret for the link's challenge-response; `undefined`: no authentication. */
+  readonly token: string | undefined
 }
 
 /** A validated `plait proxy` configuration. */
@@ -60,6 +62,12 @@ export interface ProxyConfig extends CommonConfig {
   readonly upstream: TcpAddress
   readonly linkWaitMillis: number
   readonly maxClients: number
+  /** Dial the server with TLS (implied by any other `--tls-*` flag). */
+  readonly tls: boolean
+  readonly tlsCa: string | undefined
+  readonly tlsCert: string | undefined
+  readonly tlsKey: string | undefined
+  readonly tlsServername: string | undefined
 }
 
 /** A validated `plait server` configuration. */
@@ -68,6 +76,10 @@ export interface ServerConfig extends CommonConfig {
   /** The backend each stream is forwarded to; `undefined` serves the embedded echo. */
   readonly target: TcpAddress | undefined
   readonly maxSessions: number
+  readonly tlsCert: string | undefined
+  readonly tlsKey: string | undefined
+  /** With a CA, client certificates signed by it are required (mutual TLS). */
+  readonly tlsCa: string | undefined
 }
 
 /** The session settings of a config, as `Proxy`/`Server` options take them. */
@@ -115,6 +127,8 @@ export interface FlagSpec<A> {
   readonly default: string | (undefined extends A ? undefined : never)
   /** Describes the default in the help when there is none as text. */
   readonly defaultDoc?: string
+  /** A switch: given alone it means `true` (`--tls`); `--tls=false` and its variable still parse. */
+  readonly switch?: true
   /** Parses a value; a failure is the rest of a sentence that starts with the flag name. */
   readonly parse: (text: string) => Result.Result<A, string>
 }
@@ -207,6 +221,18 @@ export const bytes =
     if (value > max) return Result.fail(`must be at most ${max} bytes (got ${text})`)
     return Result.succeed(value)
   }
+
+/** Any non-empty text (a file name, a token, a host name). */
+export const text = (value: string): Result.Result<string, string> =>
+  value.length === 0 ? Result.fail("must not be empty") : Result.succeed(value)
+
+/** A yes/no value: `true`/`false`, `1`/`0`, `yes`/`no`. */
+export const boolean = (value: string): Result.Result<boolean, string> => {
+  const normalized = value.trim().toLowerCase()
+  if (normalized === "true" || normalized === "1" || normalized === "yes") return Result.succeed(true)
+  if (normalized === "false" || normalized === "0" || normalized === "no") return Result.succeed(false)
+  return Result.fail(`must be true or false (got ${quote(value)})`)
+}
 
 /** A whole number within `[min, max]`. */
 export const integer =
@@ -310,6 +336,14 @@ const commonFlags: Flags<CommonConfig> = {
     doc: "a stream with no data either way for this long is reset (0: never)",
     default: formatDuration(sessionDefaults.idleTimeoutMillis),
     parse: duration(0)
+  },
+  token: {
+    flag: "--token",
+    metavar: "TOKEN",
+    doc: "shared secret: the link starts with an HMAC challenge-response (never sent in the clear)",
+    default: undefined,
+    defaultDoc: "none: plain yamux, no authentication",
+    parse: text
   }
 }
 
@@ -343,6 +377,46 @@ export const proxyFlags: Flags<ProxyConfig> = {
     doc: "client connections carried at once; more are refused",
     default: "10000",
     parse: integer(1, 1_000_000)
+  },
+  tls: {
+    flag: "--tls",
+    metavar: "",
+    doc: "dial the server with TLS, verified against the system's trust store (or --tls-ca)",
+    default: "false",
+    switch: true,
+    parse: boolean
+  },
+  tlsCa: {
+    flag: "--tls-ca",
+    metavar: "FILE",
+    doc: "PEM CA certificate(s) that must have signed the server's certificate (implies --tls)",
+    default: undefined,
+    defaultDoc: "the system's trust store",
+    parse: text
+  },
+  tlsCert: {
+    flag: "--tls-cert",
+    metavar: "FILE",
+    doc: "PEM client certificate, for a server that requires one (with --tls-key; implies --tls)",
+    default: undefined,
+    defaultDoc: "none",
+    parse: text
+  },
+  tlsKey: {
+    flag: "--tls-key",
+    metavar: "FILE",
+    doc: "PEM private key of --tls-cert",
+    default: undefined,
+    defaultDoc: "none",
+    parse: text
+  },
+  tlsServername: {
+    flag: "--tls-servername",
+    metavar: "NAME",
+    doc: "the name the server's certificate must carry (implies --tls)",
+    default: undefined,
+    defaultDoc: "the --upstream host",
+    parse: text
   }
 }
 
@@ -370,6 +444,30 @@ export const serverFlags: Flags<ServerConfig> = {
     doc: "proxy links served at once; more are refused",
     default: "64",
     parse: integer(1, 1_000_000)
+  },
+  tlsCert: {
+    flag: "--tls-cert",
+    metavar: "FILE",
+    doc: "PEM certificate the server presents: links are TLS (with --tls-key)",
+    default: undefined,
+    defaultDoc: "none: plain TCP",
+    parse: text
+  },
+  tlsKey: {
+    flag: "--tls-key",
+    metavar: "FILE",
+    doc: "PEM private key of --tls-cert",
+    default: undefined,
+    defaultDoc: "none",
+    parse: text
+  },
+  tlsCa: {
+    flag: "--tls-ca",
+    metavar: "FILE",
+    doc: "PEM CA: proxies must present a client certificate signed by it (mutual TLS)",
+    default: undefined,
+    defaultDoc: "none: no client certificates",
+    parse: text
   }
 }
 
@@ -421,17 +519,19 @@ export const parseArgs = <C extends CommonConfig>(
     const key = byFlag.get(name)
     if (key === undefined) return fail(name, `unknown flag ${name} (see --help)`)
     const spec = flags[key]
-    let text: string | undefined
+    let value: string | undefined
     if (eq >= 0) {
-      text = arg.slice(eq + 1)
+      value = arg.slice(eq + 1)
+    } else if (spec.switch === true) {
+      value = "true"
     } else {
-      text = argv[i + 1]
-      if (text === undefined || text.startsWith("--")) {
+      value = argv[i + 1]
+      if (value === undefined || value.startsWith("--")) {
         return fail(name, `${name} needs a value: ${spec.metavar}`)
       }
       i++
     }
-    given.set(key, text)
+    given.set(key, value)
   }
 
   const config: Record<string, unknown> = {}
@@ -470,7 +570,7 @@ export const parseArgs = <C extends CommonConfig>(
 export const renderHelp = <C>(command: string, summary: string, flags: Flags<C>): string => {
   const specs = Object.values(flags) as Array<FlagSpec<unknown>>
   const rows = specs.map((spec) => ({
-    left: `  ${spec.flag} ${spec.metavar}`,
+    left: spec.metavar === "" ? `  ${spec.flag}` : `  ${spec.flag} ${spec.metavar}`,
     lines: [spec.doc, `env ${envName(spec.flag)}, default ${spec.default ?? spec.defaultDoc ?? "none"}`]
   }))
   rows.push({ left: "  -h, --help", lines: ["show this help and exit"] })

@@ -6,9 +6,13 @@
  *
  * @since 0.1.0
  */
+import { Effect } from "effect"
 import * as PlaitProxy from "../proxy/Proxy.ts"
-import { run, withObservability } from "./Main.ts"
-import { parseProxyArgs, sessionOptions } from "./Options.ts"
+import * as Auth from "../transport/Auth.ts"
+import * as Tcp from "../transport/Tcp.ts"
+import * as Tls from "../transport/Tls.ts"
+import { configError, isLoopback, run, withObservability } from "./Main.ts"
+import { formatAddress, parseProxyArgs, sessionOptions } from "./Options.ts"
 
 run({
   name: "proxy",
@@ -16,13 +20,30 @@ run({
   // Proxy.make logs `proxy: listening on HOST:PORT, upstream HOST:PORT` once it is bound.
   start: (config) =>
     withObservability(
-      PlaitProxy.make({
-        listen: config.listen,
-        upstream: config.upstream,
-        session: sessionOptions(config),
-        linkWaitMillis: config.linkWaitMillis,
-        maxClients: config.maxClients,
-        drainMillis: config.drainMillis
+      Effect.gen(function* () {
+        const tls = yield* Tls.clientOptionsFromFlags(config).pipe(Effect.mapError(configError("proxy")))
+        const token = yield* Auth.tokenFromFlags(config, {}).pipe(Effect.mapError(configError("proxy")))
+        const plain = tls === undefined ? Tcp.connect(config.upstream) : Tls.connect(config.upstream, tls)
+        const dial = token === undefined ? plain : Effect.flatMap(plain, Auth.client(token))
+        if (!isLoopback(config.listen.host)) {
+          yield* Effect.logWarning(
+            `proxy: listening on ${formatAddress(config.listen)}, beyond loopback: anyone who can reach it can use the tunnel`
+          )
+        }
+        if (!isLoopback(config.upstream.host) && tls === undefined && token === undefined) {
+          yield* Effect.logWarning(
+            `proxy: the link to ${formatAddress(config.upstream)} leaves this machine without TLS or a token: traffic is readable and unauthenticated (see --tls, --token)`
+          )
+        }
+        yield* PlaitProxy.make({
+          listen: config.listen,
+          upstream: config.upstream,
+          dial,
+          session: sessionOptions(config),
+          linkWaitMillis: config.linkWaitMillis,
+          maxClients: config.maxClients,
+          drainMillis: config.drainMillis
+        })
       })
     )
 })

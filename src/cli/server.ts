@@ -8,7 +8,9 @@
  */
 import { Effect } from "effect"
 import * as Server from "../server/Server.ts"
-import { run, withObservability } from "./Main.ts"
+import * as Auth from "../transport/Auth.ts"
+import * as Tls from "../transport/Tls.ts"
+import { configError, isLoopback, run, withObservability } from "./Main.ts"
 import { formatAddress, parseServerArgs, sessionOptions } from "./Options.ts"
 
 run({
@@ -17,18 +19,32 @@ run({
   start: (config) =>
     withObservability(
       Effect.gen(function* () {
+        const tls = yield* Tls.serverOptionsFromFlags(config).pipe(Effect.mapError(configError("server")))
+        const token = yield* Auth.tokenFromFlags(config, {}).pipe(Effect.mapError(configError("server")))
+        const auth = token === undefined ? undefined : Auth.makeServer(token)
+        if (!isLoopback(config.listen.host) && tls === undefined && auth === undefined) {
+          yield* Effect.logWarning(
+            `server: WARNING: listening on ${formatAddress(config.listen)}, beyond loopback, without TLS or a token: anyone who can reach this port can open streams to ${config.target === undefined ? "this server" : formatAddress(config.target)} (see --tls-cert/--tls-key, --token)`
+          )
+        }
         const server = yield* Server.make({
           listen: config.listen,
           handler: config.target === undefined ? Server.echo : Server.forward(config.target),
           session: sessionOptions(config),
           maxSessions: config.maxSessions,
-          drainMillis: config.drainMillis
+          drainMillis: config.drainMillis,
+          ...(tls === undefined ? {} : { listener: (address) => Tls.listen(address, tls) }),
+          ...(auth === undefined ? {} : { handshake: auth.handshake })
         })
         const serving =
           config.target === undefined
             ? "serving the embedded echo service (no --target)"
             : `forwarding streams to target ${formatAddress(config.target)}`
-        yield* Effect.logInfo(`server: listening on ${formatAddress(server.address)}, ${serving}`)
+        const security = [
+          tls === undefined ? "" : tls.ca === undefined ? ", TLS" : ", mutual TLS",
+          auth ? ", token" : ""
+        ]
+        yield* Effect.logInfo(`server: listening on ${formatAddress(server.address)}${security.join("")}, ${serving}`)
       })
     )
 })

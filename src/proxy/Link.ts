@@ -13,7 +13,7 @@
  *
  * @since 0.1.0
  */
-import { Deferred, Effect, Exit, Fiber, Schedule, Scope } from "effect"
+import { Clock, Deferred, Effect, Exit, Fiber, Schedule, Scope } from "effect"
 import * as Events from "../observability/Events.ts"
 import type { SessionConfig } from "../session/Config.ts"
 import * as Session from "../session/Session.ts"
@@ -60,6 +60,17 @@ export const retrySchedule = (options: RetryOptions = {}): Schedule.Schedule<unk
   return options.maxAttempts === undefined ? base : base.pipe(Schedule.upTo({ times: options.maxAttempts - 1 }))
 }
 
+/** A session that lived at least this long resets the quick-death backoff. */
+const HEALTHY_MILLIS = 5_000
+
+/** The delay before redialling after the `n`-th session in a row that died quickly (jittered). */
+const backoffMillis = (retry: RetryOptions | undefined, n: number): number => {
+  const initial = retry?.initialMillis ?? 100
+  const max = retry?.maxMillis ?? 5_000
+  const base = Math.min(initial * 2 ** Math.min(n - 1, 30), max)
+  return Math.round(base * (0.5 + Math.random() * 0.5))
+}
+
 /** Starts the supervisor; the link lives as long as the scope. */
 export const make = Effect.fnUntraced(function* (options: LinkOptions) {
   const events = yield* Events.current
@@ -69,6 +80,7 @@ export const make = Effect.fnUntraced(function* (options: LinkOptions) {
   let generation = 0
   let attempt = 0
   let lastError = "not connected yet"
+  let quickDeaths = 0
 
   const dialWithRetry = (generationScope: Scope.Scope) =>
     Effect.suspend(() => {
@@ -105,6 +117,7 @@ export const make = Effect.fnUntraced(function* (options: LinkOptions) {
     changed.notify()
     Events.publish(events, { _tag: "LinkUp", role: "proxy", peer })
     yield* Effect.logInfo(`link: up to ${peer} (session ${generation})`)
+    const startedAt = yield* Clock.currentTimeMillis
     const reason = yield* Effect.raceFirst(
       Effect.map(session.await, (error) => error.message),
       Effect.as(Deferred.await(goAway), "the server sent GO_AWAY")
@@ -112,7 +125,14 @@ export const make = Effect.fnUntraced(function* (options: LinkOptions) {
     current = undefined
     lastError = reason
     Events.publish(events, { _tag: "LinkDown", role: "proxy", peer, reason })
-    yield* Effect.logWarning(`link: down (${reason}); redialling ${options.upstream}`)
+    // A session that dies at once (the server refuses the handshake, a certificate is rejected after
+    // connecting) would otherwise be redialled in a tight loop: back off as for a failed dial.
+    const lived = (yield* Clock.currentTimeMillis) - startedAt
+    quickDeaths = lived < HEALTHY_MILLIS ? quickDeaths + 1 : 0
+    const backoff = quickDeaths === 0 ? 0 : backoffMillis(options.retry, quickDeaths)
+    yield* Effect.logWarning(
+      `link: down (${reason}); redialling ${options.upstream}${backoff > 0 ? ` in ${backoff} ms` : ""}`
+    )
     // The old session's streams drain or fail on their own; its scope closes when it is gone.
     yield* Effect.forkIn(
       Effect.andThen(
@@ -124,6 +144,7 @@ export const make = Effect.fnUntraced(function* (options: LinkOptions) {
       ),
       scope
     )
+    if (backoff > 0) yield* Effect.sleep(backoff)
   })
 
   // Sessions live in scopes of their own so that shutdown can stop redialling before closing them.

@@ -7,7 +7,8 @@
  *   SYN that registers its id with the server — and splices client and stream both ways with
  *   backpressure end to end and half-close passed through.
  * - A client whose stream fails (link lost, stream reset) is reset promptly, never left hanging; a
- *   client that cannot get a link within `linkWaitMillis` is closed with a logged reason.
+ *   client that cannot get a link within `linkWaitMillis`, or whose stream cannot be opened, is
+ *   reset (never a clean EOF) with a logged reason.
  * - Shutdown stops accepting, lets open clients finish up to `drainMillis`, then resets the rest and
  *   closes the link with GO_AWAY(0).
  *
@@ -111,7 +112,9 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
       })
       return Effect.andThen(
         log(client, Effect.logWarning(`closing client: ${error.message}`)),
-        error.reason._tag === "ClientLimit" ? client.reset : client.close
+        // Reset, never FIN: the client may have sent a request that went nowhere, and a clean EOF
+        // would present that as a complete (empty) answer.
+        client.reset
       )
     })
 

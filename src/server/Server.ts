@@ -49,6 +49,8 @@ export interface ServerOptions {
   readonly session?: Partial<SessionConfig>
   /** Links served at once; more are refused (default 64). */
   readonly maxSessions?: number
+  /** Links still in their `handshake` at once; more are refused (default 1024). */
+  readonly maxHandshakes?: number
   /** On shutdown, how long open streams may finish (default 10 s). */
   readonly drainMillis?: number
   /** Replaces the plain TCP listener (e.g. a TLS listener); receives the listen address. */
@@ -81,6 +83,7 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
   const listen = options.listen ?? DEFAULT_LISTEN
   const handler = options.handler ?? echo
   const maxSessions = options.maxSessions ?? 64
+  const maxHandshakes = options.maxHandshakes ?? 1024
   const drainMillis = options.drainMillis ?? 10_000
   const events = yield* Events.current
   const scope = yield* Effect.scope
@@ -117,9 +120,34 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
       Effect.ignore
     )
 
+  // A link holds a `maxSessions` slot only once its handshake succeeded: peers still handshaking (or
+  // stalling in it) have their own bound, so they cannot crowd out authenticated proxies.
+  let linkCount = 0
+  let handshaking = 0
   const serveLink = (accepted: Transport) =>
     Effect.gen(function* () {
-      const transport = options.handshake ? yield* options.handshake(accepted) : accepted
+      let transport = accepted
+      if (options.handshake !== undefined) {
+        handshaking++
+        transport = yield* options.handshake(accepted).pipe(
+          Effect.ensuring(
+            Effect.sync(() => {
+              handshaking--
+            })
+          )
+        )
+      }
+      if (linkCount >= maxSessions) {
+        refusedLinks++
+        yield* Effect.logWarning(`server: refusing link from ${accepted.remoteAddress}: ${maxSessions} links already`)
+        return yield* accepted.reset
+      }
+      linkCount++
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          linkCount--
+        })
+      )
       const peer = transport.remoteAddress
       const session = yield* Session.make(transport, {
         client: false,
@@ -146,26 +174,18 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
     )
 
   const links = yield* FiberSet.make<void, never>()
-  let linkCount = 0
   const admit = (transport: Transport) =>
     Effect.suspend(() => {
-      if (linkCount >= maxSessions) {
+      const full = options.handshake === undefined ? linkCount >= maxSessions : handshaking >= maxHandshakes
+      if (full) {
         refusedLinks++
+        const what = options.handshake === undefined ? `${maxSessions} links` : `${maxHandshakes} handshakes`
         return Effect.andThen(
-          Effect.logWarning(`server: refusing link from ${transport.remoteAddress}: ${maxSessions} links already`),
+          Effect.logWarning(`server: refusing link from ${transport.remoteAddress}: ${what} already`),
           transport.reset
         )
       }
-      linkCount++
-      const served = serveLink(transport).pipe(
-        Effect.ensuring(
-          Effect.suspend(() => {
-            linkCount--
-            return transport.close
-          })
-        )
-      )
-      return Effect.asVoid(FiberSet.run(links, served))
+      return Effect.asVoid(FiberSet.run(links, Effect.ensuring(serveLink(transport), transport.close)))
     })
 
   const listenerScope = yield* Scope.fork(scope)

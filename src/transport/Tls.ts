@@ -4,9 +4,9 @@
  * The link between proxy and server can run over TLS: the server presents a certificate, the proxy
  * verifies it against the CAs it is given (or the system trust store), and with a CA configured on
  * the server, the proxy must present a client certificate signed by it (mutual TLS). Once the
- * handshake is done, the `TLSSocket` is wrapped by {@link Tcp.makeTransport}, so every invariant of
- * the TCP transport (pulled reads, awaited writes, half-close, close grace) holds unchanged; `reset`
- * falls back to `destroy` (no RST through TLS).
+ * handshake is done, the `TLSSocket` is wrapped by {@link Tcp.makeTransport}, so the invariants of
+ * the TCP transport (pulled reads, awaited writes, half-close, close grace) hold unchanged — except
+ * pulled reads on Deno, see the runtime notes; `reset` falls back to `destroy` (no RST through TLS).
  *
  * Invariants:
  * - {@link connect} succeeds only after `'secureConnect'` with the server's certificate verified
@@ -32,6 +32,15 @@
  * - Error codes and messages come from the runtime's TLS stack and differ in wording (Deno's
  *   rustls: `received fatal alert: CertificateRequired`); the hints here key on the codes, which
  *   the three runtimes share for the common failures.
+ * - When the *client* refuses the server's certificate, Node and Bun never report the connection
+ *   to the server as established; Deno's server may (it completes its side of the TLS 1.3
+ *   handshake first), so `accept` can hand out a connection whose first read fails. Client
+ *   certificates, by contrast, are verified before `accept` on all three.
+ * - Deno (2.9) loses a TLS peer's EOF that arrives while the socket is paused with data pending, so
+ *   on Deno TLS reads are not pulled: the socket always flows and unread bytes are buffered in the
+ *   transport without a bound. Over a link this is bounded in practice by the yamux windows (a peer
+ *   that sends past its credit is a protocol error) and by the session reading continuously; it
+ *   does mean a slow consumer on Deno does not push back through TLS to the peer's TCP window.
  * - The server-side handshake timeout uses `tls.createServer({ handshakeTimeout })`, reported as
  *   `'tlsClientError'` on all three runtimes; the listener destroys the socket itself (Node does
  *   not when a `'tlsClientError'` listener exists).
@@ -182,6 +191,22 @@ const handshakeError = (where: string, cause: unknown): TransportError => {
 const ignoreError = () => {}
 
 /**
+ * Deno 2.9's `node:tls` loses the peer's EOF (close_notify and FIN) when it arrives while the socket
+ * is paused with decrypted data still pending: the data is delivered after `resume`, `'end'` never
+ * is. So on Deno a TLS socket is never paused: it flows from the start and the transport buffers
+ * what nobody has read yet (see the module notes for what bounds it).
+ */
+const NEVER_PAUSE = "Deno" in globalThis
+
+/** Wraps a TLS socket whose handshake completed. */
+const wrap = (socket: tls.TLSSocket, options: Tcp.TcpOptions): Transport => {
+  if (!NEVER_PAUSE) return Tcp.makeTransport(socket, options)
+  const transport = Tcp.makeTransport(socket, { ...options, readHighWaterMark: Number.POSITIVE_INFINITY })
+  socket.resume()
+  return transport
+}
+
+/**
  * The peer of a server-side TLS socket, also after it was destroyed: Node and Deno then only know
  * it through the wrapped raw socket.
  */
@@ -262,7 +287,7 @@ const dialTls = (address: Tcp.TcpAddress, options: TlsConnectOptions): Effect.Ef
       }
       const onSecure = () => {
         detach()
-        resume(Effect.succeed(Tcp.makeTransport(socket, options)))
+        resume(Effect.succeed(wrap(socket, options)))
       }
       socket.on("connect", onConnect)
       socket.once("error", onError)
@@ -297,7 +322,7 @@ const dialTls = (address: Tcp.TcpAddress, options: TlsConnectOptions): Effect.Ef
  * requires client certificates signed by it. Scoped; see the module invariants.
  */
 export const listen = (
-  address: Tcp.TcpAddress & { readonly backlog?: number },
+  address: Tcp.TcpAddress,
   options: TlsListenOptions
 ): Effect.Effect<TlsServer, TransportError, Scope.Scope> =>
   Effect.gen(function* () {
@@ -385,7 +410,7 @@ export const listen = (
         return
       }
       handshakes++
-      Queue.offerUnsafe(queue, Tcp.makeTransport(socket, options))
+      Queue.offerUnsafe(queue, wrap(socket, options))
     })
 
     const failQueue = (message: string, cause?: unknown) =>
@@ -412,7 +437,7 @@ export const listen = (
         }
         server.once("error", onError)
         server.once("listening", onListening)
-        server.listen({ host: address.host, port: address.port, backlog: address.backlog ?? options.backlog ?? 511 })
+        server.listen({ host: address.host, port: address.port, backlog: options.backlog ?? 511 })
       }),
       () =>
         Effect.sync(() => {
