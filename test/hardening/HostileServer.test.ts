@@ -457,7 +457,7 @@ describe("HostileServer: abuse", () => {
       Effect.gen(function* () {
         const fixture = yield* setup()
         const attacker = yield* fixture.attacker({ paused: true })
-        const before = retainedBytes()
+        const before = yield* retainedBytes
         const chunk = enc(...Array.from({ length: 1000 }, (_, j) => ping(Flags.SYN, j + 1)))
         const CAP = 64 * 1024 * 1024
         const started = Date.now()
@@ -475,7 +475,7 @@ describe("HostileServer: abuse", () => {
         assert.isTrue(stalled, `TCP flow control reaches the flooder (wrote ${written} bytes without a stall)`)
         // While the flooder is held back, the healthy session is served as before.
         yield* fixture.healthy.progressed(HEALTHY_CLIENTS * 5, 10_000)
-        const growth = retainedBytes() - before
+        const growth = (yield* retainedBytes) - before
         yield* note(`unread ping flood: stalled after ${written} bytes; live memory +${growth} bytes`)
         // What the server may hold for this session: the control backlog of pongs (1 MiB) and the
         // batch that carries it, one read (256 KiB); everything else sits in kernel buffers.

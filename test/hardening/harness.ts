@@ -72,11 +72,7 @@ export const fdCount = (): number | undefined => {
 }
 
 let collect: (() => void) | undefined
-/**
- * Live memory of this process (heap plus array buffers) after a full garbage collection, so the
- * garbage of a flood does not count; without a collector (not Node) the number includes garbage.
- */
-export const retainedBytes = (): number => {
+const gc = (): void => {
   if (collect === undefined) {
     try {
       v8.setFlagsFromString("--expose-gc")
@@ -86,9 +82,21 @@ export const retainedBytes = (): number => {
     }
   }
   collect()
+}
+
+/**
+ * Live memory of this process (heap plus array buffers) after full garbage collections, so the
+ * garbage of a flood does not count. Array buffer backing stores are released by a concurrent
+ * sweeper, hence two collections with a few event-loop turns between them. Without a collector
+ * (not Node) the number includes garbage.
+ */
+export const retainedBytes: Effect.Effect<number> = Effect.gen(function* () {
+  gc()
+  yield* Effect.sleep(20)
+  gc()
   const m = process.memoryUsage()
   return m.heapUsed + m.arrayBuffers
-}
+})
 
 /** `n` bytes from a cheap LCG seeded with `seed`: distinct streams for distinct seeds. */
 export const pattern = (n: number, seed: number): Uint8Array => {

@@ -32,7 +32,7 @@ interface Blocked {
 }
 
 type Op = "read" | "write" | "open" | "accept" | "close"
-type Cause_ = "peer resets the stream" | "session aborted" | "transport reset" | "peer dies"
+type Trigger = "peer resets the stream" | "session aborted" | "transport reset" | "peer dies"
 
 /** Blocks one operation of the client session; returns once it is parked. */
 const block: { readonly [K in Op]: (sp: SessionPair) => Effect.Effect<Blocked, MuxError> } = {
@@ -67,7 +67,7 @@ const block: { readonly [K in Op]: (sp: SessionPair) => Effect.Effect<Blocked, M
     })
 }
 
-const apply = (cause: Cause_, sp: SessionPair, blocked: Blocked): Effect.Effect<void> => {
+const apply = (cause: Trigger, sp: SessionPair, blocked: Blocked): Effect.Effect<void> => {
   switch (cause) {
     case "peer resets the stream":
       return blocked.peerStream!.reset
@@ -81,7 +81,7 @@ const apply = (cause: Cause_, sp: SessionPair, blocked: Blocked): Effect.Effect<
 }
 
 /** Expected outcome per operation and cause: a reason tag, "done" (completes), or n/a. */
-const expected: { readonly [K in Op]: { readonly [C in Cause_]: ReasonTag | "done" | undefined } } = {
+const expected: { readonly [K in Op]: { readonly [C in Trigger]: ReasonTag | "done" | undefined } } = {
   read: {
     "peer resets the stream": "StreamReset",
     "session aborted": "SessionClosed",
@@ -124,7 +124,7 @@ const setup = sessionPair({
 describe("writes that hang forever", () => {
   for (const op of Object.keys(block) as Array<Op>) {
     describe(`blocked ${op}`, () => {
-      for (const cause of Object.keys(expected[op]) as Array<Cause_>) {
+      for (const cause of Object.keys(expected[op]) as Array<Trigger>) {
         const outcome = expected[op][cause]
         if (outcome === undefined) continue
         it.effect(

@@ -6,13 +6,19 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
+import { Flags, FrameType } from "../../../src/protocol/Constants.ts"
+import { windowUpdate } from "../../../src/protocol/Frame.ts"
+import * as Session from "../../../src/session/Session.ts"
 import type { MuxStream } from "../../../src/session/Stream.ts"
+import { makePair } from "../../../src/transport/Memory.ts"
 import {
+  abortOnExit,
   advance,
   assertIdle,
   eventually,
   isRunning,
   payload,
+  RawPeer,
   reasonOf,
   rng,
   type SessionPair,
@@ -167,6 +173,38 @@ describe("stream leaks when a FIN never comes", () => {
         assert.strictEqual((yield* Fiber.join(peerRead)).length, 0)
         assert.strictEqual(yield* reasonOf(s.write([payload(1, 1)])), "StreamReset")
         assert.strictEqual(sp.client.stats().streams, 0)
+      }),
+    10_000
+  )
+
+  it.effect(
+    "on the wire: FIN, then exactly one RST at the close timeout, then nothing",
+    () =>
+      Effect.gen(function* () {
+        const pair = yield* makePair()
+        const session = yield* Session.make(pair.a, {
+          client: true,
+          config: { closeTimeoutMillis: CLOSE_TIMEOUT, timerResolutionMillis: RESOLUTION, keepaliveIntervalMillis: 0 }
+        }).pipe(Effect.orDie)
+        yield* abortOnExit(session)
+        const peer = new RawPeer(pair.b)
+        const c = yield* session.openUnscoped
+        const syn = yield* peer.next
+        yield* peer.send(windowUpdate(syn!.streamId, Flags.ACK, 0))
+        yield* c.closeWrite
+        const fin = yield* peer.until((f) => (f.flags & Flags.FIN) !== 0, "FIN")
+        assert.strictEqual(fin.streamId, c.id)
+        yield* advance(CLOSE_TIMEOUT - RESOLUTION)
+        assert.deepStrictEqual(yield* peer.sync, [], "nothing before the deadline")
+        yield* advance(RESOLUTION)
+        const frames = yield* peer.sync
+        assert.deepStrictEqual(
+          frames.map((f) => ({ type: f.type, flags: f.flags, id: f.streamId })),
+          [{ type: FrameType.WindowUpdate, flags: Flags.RST, id: c.id }]
+        )
+        yield* advance(10 * CLOSE_TIMEOUT, 10_000)
+        assert.deepStrictEqual(yield* peer.sync, [], "and nothing after")
+        assertIdle(session)
       }),
     10_000
   )
