@@ -43,8 +43,14 @@ describe("parseProxyArgs", () => {
       maxUnackedOpens: 256,
       maxSessionBuffer: 64 * 1024 * 1024,
       idleTimeoutMillis: 0,
+      token: undefined,
       linkWaitMillis: 10_000,
-      maxClients: 10_000
+      maxClients: 10_000,
+      tls: false,
+      tlsCa: undefined,
+      tlsCert: undefined,
+      tlsKey: undefined,
+      tlsServername: undefined
     })
   })
 
@@ -76,7 +82,16 @@ describe("parseProxyArgs", () => {
           "--max-session-buffer",
           "16MiB",
           "--idle-timeout",
-          "5m"
+          "5m",
+          "--token=s3cret-token-0123456789",
+          "--tls",
+          "--tls-ca",
+          "ca.pem",
+          "--tls-cert",
+          "proxy.pem",
+          "--tls-key=proxy-key.pem",
+          "--tls-servername",
+          "server.internal"
         ],
         {}
       )
@@ -94,8 +109,14 @@ describe("parseProxyArgs", () => {
       maxUnackedOpens: 64,
       maxSessionBuffer: 16 * 1024 * 1024,
       idleTimeoutMillis: 300_000,
+      token: "s3cret-token-0123456789",
       linkWaitMillis: 1_500,
-      maxClients: 300
+      maxClients: 300,
+      tls: true,
+      tlsCa: "ca.pem",
+      tlsCert: "proxy.pem",
+      tlsKey: "proxy-key.pem",
+      tlsServername: "server.internal"
     })
   })
 
@@ -141,8 +162,8 @@ describe("parseProxyArgs", () => {
     assert.ok(!(parsed instanceof OptionsError) && parsed._tag === "Help")
     const text = parsed._tag === "Help" ? parsed.text : ""
     for (const spec of Object.values(proxyFlags)) {
-      assert.include(text, `${spec.flag} ${spec.metavar}`)
-      assert.include(text, `env ${envName(spec.flag)}, default ${spec.default}`)
+      assert.include(text, spec.metavar === "" ? spec.flag : `${spec.flag} ${spec.metavar}`)
+      assert.include(text, `env ${envName(spec.flag)}, default ${spec.default ?? spec.defaultDoc}`)
     }
     assert.include(text, "stderr")
     assert.include(text, "SIGTERM")
@@ -350,15 +371,27 @@ describe("flag tables", () => {
       "--accept-backlog",
       "--max-unacked-opens",
       "--max-session-buffer",
-      "--idle-timeout"
+      "--idle-timeout",
+      "--token"
     ]
     assert.sameMembers(
       Object.values(proxyFlags).map((spec) => spec.flag),
-      ["--listen", "--upstream", "--link-wait", "--max-clients", ...common]
+      [
+        "--listen",
+        "--upstream",
+        "--link-wait",
+        "--max-clients",
+        "--tls",
+        "--tls-ca",
+        "--tls-cert",
+        "--tls-key",
+        "--tls-servername",
+        ...common
+      ]
     )
     assert.sameMembers(
       Object.values(serverFlags).map((spec) => spec.flag),
-      ["--listen", "--target", "--max-sessions", ...common]
+      ["--listen", "--target", "--max-sessions", "--tls-cert", "--tls-key", "--tls-ca", ...common]
     )
     assert.strictEqual(envName("--listen"), "PLAIT_LISTEN")
     assert.strictEqual(envName("--keepalive-interval"), "PLAIT_KEEPALIVE_INTERVAL")

@@ -35,6 +35,7 @@ const bounds: { readonly [K in keyof SessionConfig]: readonly [min: number, max:
   openTimeoutMillis: [1, DAY],
   closeTimeoutMillis: [1, DAY],
   drainTimeoutMillis: [0, DAY],
+  idleTimeoutMillis: [0, DAY],
   timerResolutionMillis: [1, 60_000]
 }
 

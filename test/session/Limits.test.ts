@@ -11,9 +11,17 @@ describe("session limits", () => {
     Effect.gen(function* () {
       const pair = yield* makePair()
       const events: Array<Session.SessionEvent> = []
-      const config = { idleTimeoutMillis: 5_000, timerResolutionMillis: 1_000, keepaliveIntervalMillis: 0, drainTimeoutMillis: 0 }
+      const config = {
+        idleTimeoutMillis: 5_000,
+        timerResolutionMillis: 1_000,
+        keepaliveIntervalMillis: 0,
+        drainTimeoutMillis: 0
+      }
       const client = yield* Session.make(pair.a, { client: true, config, onEvent: (e) => events.push(e) })
-      const server = yield* Session.make(pair.b, { client: false, config: { keepaliveIntervalMillis: 0, drainTimeoutMillis: 0 } })
+      const server = yield* Session.make(pair.b, {
+        client: false,
+        config: { keepaliveIntervalMillis: 0, drainTimeoutMillis: 0 }
+      })
       const idle = yield* client.openUnscoped
       const busy = yield* client.openUnscoped
       yield* idle.write([bytes("a")])
@@ -33,16 +41,22 @@ describe("session limits", () => {
       assert.strictEqual(idle.state, "Reset")
       assert.notStrictEqual(busy.state, "Reset")
       assert.strictEqual(client.stats().limits.idleTimeout, 1)
-      assert.isTrue(events.some((e) => e._tag === "LimitReached" && e.limit === "idleTimeout" && e.streamId === idle.id))
+      assert.isTrue(
+        events.some((e) => e._tag === "LimitReached" && e.limit === "idleTimeout" && e.streamId === idle.id)
+      )
       yield* busy.write([bytes("still fine")])
       assert.strictEqual(new TextDecoder().decode((yield* busyPeer.read)!), "still fine")
-    }).pipe(Effect.scoped))
+    }).pipe(Effect.scoped)
+  )
 
   it.effect("SYNs beyond the accept backlog are refused with RST, counted and reported", () =>
     Effect.gen(function* () {
       const pair = yield* makePair()
       const events: Array<Session.SessionEvent> = []
-      const client = yield* Session.make(pair.a, { client: true, config: { keepaliveIntervalMillis: 0, drainTimeoutMillis: 0 } })
+      const client = yield* Session.make(pair.a, {
+        client: true,
+        config: { keepaliveIntervalMillis: 0, drainTimeoutMillis: 0 }
+      })
       const server = yield* Session.make(pair.b, {
         client: false,
         config: { acceptBacklog: 2, keepaliveIntervalMillis: 0, drainTimeoutMillis: 0 },
@@ -58,12 +72,16 @@ describe("session limits", () => {
       yield* streams[0]!.write([bytes("x")])
       const first = yield* server.acceptUnscoped
       assert.strictEqual(first.id, streams[0]!.id)
-    }).pipe(Effect.scoped))
+    }).pipe(Effect.scoped)
+  )
 
   it.effect("SYNs beyond maxStreams are refused with RST and counted", () =>
     Effect.gen(function* () {
       const pair = yield* makePair()
-      const client = yield* Session.make(pair.a, { client: true, config: { keepaliveIntervalMillis: 0, drainTimeoutMillis: 0 } })
+      const client = yield* Session.make(pair.a, {
+        client: true,
+        config: { keepaliveIntervalMillis: 0, drainTimeoutMillis: 0 }
+      })
       const server = yield* Session.make(pair.b, {
         client: false,
         config: { maxStreams: 1, keepaliveIntervalMillis: 0, drainTimeoutMillis: 0 }
@@ -74,5 +92,6 @@ describe("session limits", () => {
       assert.strictEqual(refused.reason._tag, "StreamReset")
       assert.strictEqual(server.stats().limits.maxStreams, 1)
       assert.strictEqual((yield* server.acceptUnscoped).id, first.id)
-    }).pipe(Effect.scoped))
+    }).pipe(Effect.scoped)
+  )
 })
