@@ -29,19 +29,16 @@ const m = (
 ): MetricDef => ({ key, label, unit, better, ratio, chart })
 
 export const METRICS: { readonly [W in Workload]: ReadonlyArray<MetricDef> } = {
-  bulk: [m("mbps", "bulk echo", "MB/s", "higher", true, true)],
+  bulk: [m("mbps", "throughput", "MB/s", "higher", true, true)],
   reqresp: [
-    m("rps", "req/resp 1 KiB", "req/s", "higher", true, true),
-    m("p50", "p50", "ms", "lower", true, false),
-    m("p99", "req/resp p99", "ms", "lower", true, true),
+    m("rps", "throughput", "req/s", "higher", true, true),
+    m("p50", "p50 latency", "ms", "lower", true, false),
+    m("p99", "p99 latency", "ms", "lower", true, true),
     m("p999", "p99.9", "ms", "lower", true, false)
   ],
-  connrate: [
-    m("perSecond", "connections", "conn/s", "higher", true, true),
-    m("p99", "cycle p99", "ms", "lower", true, false)
-  ],
+  connrate: [m("perSecond", "rate", "conn/s", "higher", true, true), m("p99", "cycle p99", "ms", "lower", true, false)],
   idle: [
-    m("kibPerConn", "idle memory per connection (proxy + server)", "KiB", "lower", false, true),
+    m("kibPerConn", "RSS growth per connection (proxy + server)", "KiB", "lower", false, true),
     m("proxyRssMiB", "proxy RSS", "MiB", "lower", false, false),
     m("serverRssMiB", "server RSS", "MiB", "lower", false, false),
     m("proxyHeapMiB", "proxy heap", "MiB", "lower", false, false),
@@ -49,10 +46,19 @@ export const METRICS: { readonly [W in Workload]: ReadonlyArray<MetricDef> } = {
     m("openRate", "open rate", "conn/s", "higher", true, false)
   ],
   hol: [
-    m("p99", "1 KiB p99 beside a bulk stream", "ms", "lower", true, true),
-    m("p50", "p50", "ms", "lower", true, false),
+    m("p99", "1 KiB p99 latency", "ms", "lower", true, true),
+    m("p50", "p50 latency", "ms", "lower", true, false),
     m("bulkMbps", "bulk alongside", "MB/s", "higher", true, false)
   ]
+}
+
+/** Short names for chart headings. */
+export const WORKLOAD_SHORT: { readonly [W in Workload]: string } = {
+  bulk: "(a) bulk",
+  reqresp: "(b) req/resp",
+  connrate: "(c) connection rate",
+  idle: "(d) idle",
+  hol: "(e) head-of-line"
 }
 
 export const WORKLOAD_TITLES: { readonly [W in Workload]: string } = {
@@ -84,6 +90,8 @@ export interface Measurement {
   readonly memory?: Record<string, { rssBefore?: number; rssHeld?: number; heapBefore?: number; heapHeld?: number }>
   readonly params: Record<string, number>
   readonly result?: unknown
+  /** On failure: the last log lines of every process of the measurement. */
+  readonly logs?: Record<string, ReadonlyArray<string>>
 }
 
 /** Median, min and max. */
@@ -158,6 +166,7 @@ export const summarize = (
 // Markdown
 
 const fmt = (x: number): string => {
+  if (x === 0) return "0"
   const a = Math.abs(x)
   if (a >= 10_000) return Math.round(x).toLocaleString("en-US")
   if (a >= 100) return x.toFixed(0)
@@ -233,7 +242,45 @@ export const renderMarkdown = (header: ReportHeader, summaries: ReadonlyArray<Su
     }
     out.push("")
   }
+  out.push(...renderHeadroom(summaries))
   return out.join("\n")
+}
+
+/**
+ * Evidence that the generator is not the bottleneck: on direct it drives the backend much harder than
+ * any proxied system, and while a proxied system is measured it uses a fraction of one core.
+ */
+const renderHeadroom = (summaries: ReadonlyArray<Summary>): Array<string> => {
+  const out = [
+    "## Is the load generator the bottleneck?",
+    "",
+    "No tool like `wrk` applies to raw TCP echo, so the reference is the generator driving the backend " +
+      "directly (**direct**): that is the most the generator (plus the backend) can do here. A proxied system " +
+      "that is far below direct while the generator uses a fraction of a core is limited by the system, not " +
+      "by the generator.",
+    "",
+    "| workload | metric | direct (gen CPU) | best proxied system (gen CPU) | highest gen CPU on a plait system |",
+    "|---|---|---|---|---|"
+  ]
+  for (const workload of WORKLOADS) {
+    const def = METRICS[workload].find((d) => d.chart && d.ratio)
+    if (def === undefined) continue
+    const rows = summaries.filter((s) => s.workload === workload)
+    const direct = rows.find((s) => s.system === "direct")
+    const proxied = rows.filter((s) => s.system !== "direct" && s.metrics[def.key] !== undefined)
+    if (direct === undefined || proxied.length === 0) continue
+    const sign = def.better === "higher" ? -1 : 1
+    const best = [...proxied].sort((a, b) => sign * (a.metrics[def.key]!.median - b.metrics[def.key]!.median))[0]!
+    const plait = proxied.filter((s) => s.system.startsWith("plait"))
+    const busiest = [...(plait.length > 0 ? plait : proxied)].sort(
+      (a, b) => (b.cpu.generator?.median ?? 0) - (a.cpu.generator?.median ?? 0)
+    )[0]!
+    out.push(
+      `| ${workload} | ${def.label} (${def.unit}) | ${fmtSpread(direct.metrics[def.key])} (${pct(direct.cpu.generator)}) | ${best.system}: ${fmtSpread(best.metrics[def.key])} (${pct(best.cpu.generator)}) | ${busiest.system}: ${pct(busiest.cpu.generator)} |`
+    )
+  }
+  out.push("")
+  return out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -282,8 +329,8 @@ export const renderSvg = (title: string, summaries: ReadonlyArray<Summary>, syst
     })
     const better = def.better === "higher" ? "higher is better" : "lower is better"
     const heading = def.ratio
-      ? `${WORKLOAD_TITLES[workload]} — ${def.label}, ratio to direct (${better})`
-      : `${WORKLOAD_TITLES[workload]} — ${def.label}, ${def.unit} (${better})`
+      ? `${WORKLOAD_SHORT[workload]}: ${def.label} (${def.unit}), ratio to direct — ${better}`
+      : `${WORKLOAD_SHORT[workload]}: ${def.label}, ${def.unit} — ${better}`
     parts.push(`<text x="10" y="${y + 16}" font-size="13" font-weight="bold">${escapeXml(heading)}</text>`)
     const top = y + panelHeader - 10
     const values = rows.flatMap((r) => (r.value ? [r.value.min, r.value.max, r.value.median] : []))
@@ -294,9 +341,10 @@ export const renderSvg = (title: string, summaries: ReadonlyArray<Summary>, syst
       const hi = Math.max(1, ...values)
       const lmin = Math.floor(Math.log10(lo) * 2) / 2 - 0.05
       const lmax = Math.ceil(Math.log10(hi) * 2) / 2 + 0.05
-      scale = (v) => plotLeft + ((Math.log10(Math.max(v, 1e-9)) - lmin) / (lmax - lmin)) * plotWidth
+      scale = (v) =>
+        plotLeft + Math.min(1, Math.max(0, (Math.log10(Math.max(v, 1e-9)) - lmin) / (lmax - lmin))) * plotWidth
       ticks = []
-      for (let e = Math.ceil(lmin); e <= Math.floor(lmax); e++) {
+      for (let e = Math.floor(lmin); e <= Math.ceil(lmax); e++) {
         for (const k of [1, 2, 5]) {
           const v = k * 10 ** e
           if (Math.log10(v) >= lmin && Math.log10(v) <= lmax) ticks.push({ v, label: fmt(v) })

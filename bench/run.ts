@@ -118,6 +118,9 @@ interface System {
   readonly start: (backend: Target, env: Record<string, string>) => Promise<Started>
 }
 
+/** Every process started by the current measurement (stopped, and its log kept on failure, at its end). */
+const procsStarted: Array<Proc> = []
+
 const address = (t: Target) => (t.host.includes(":") ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`)
 
 const startPlait = async (
@@ -137,31 +140,29 @@ const plait = (proxyRuntime: Runtime, serverRuntime: Runtime, name: string): Sys
   name,
   description: `plait proxy on ${proxyRuntime}, plait server on ${serverRuntime} (forwarding to the backend)`,
   start: async (backend, env) => {
-    // Both start at once: the server on a port picked here, the proxy dialling it (it retries).
-    const serverPort = await freePort()
-    const [server, proxy] = await Promise.all([
-      startPlait(
-        "server",
-        serverRuntime,
-        ["--listen", `127.0.0.1:${serverPort}`, "--target", address(backend), "--log-level", "info"],
-        env
-      ),
-      startPlait(
-        "proxy",
-        proxyRuntime,
-        [
-          "--listen",
-          "127.0.0.1:0",
-          "--upstream",
-          `127.0.0.1:${serverPort}`,
-          "--max-clients",
-          "50000",
-          "--log-level",
-          "info"
-        ],
-        env
-      )
-    ])
+    const server = await startPlait(
+      "server",
+      serverRuntime,
+      ["--listen", "127.0.0.1:0", "--target", address(backend), "--log-level", "info"],
+      env
+    )
+    procsStarted.push(server.proc)
+    const proxy = await startPlait(
+      "proxy",
+      proxyRuntime,
+      [
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        address(server.target),
+        "--max-clients",
+        "50000",
+        "--log-level",
+        "info"
+      ],
+      env
+    )
+    procsStarted.push(proxy.proc)
     return {
       target: proxy.target,
       procs: { proxy: proxy.proc, server: server.proc },
@@ -199,6 +200,7 @@ const haproxy = (bin: string): System => ({
       ].join("\n")
     )
     const proc = spawnProc("haproxy", [bin, "-f", config, "-db"])
+    procsStarted.push(proc)
     const target = { host: "127.0.0.1", port }
     await waitForPort(target, PROC_START_TIMEOUT)
     return { target, procs: { proxy: proc }, hooked: [] }
@@ -237,14 +239,25 @@ const probe = async (target: Target, timeoutMs: number): Promise<void> => {
   const deadline = Date.now() + timeoutMs
   let last: unknown
   while (Date.now() < deadline) {
+    let conn: EchoConn | undefined
+    let timer: ReturnType<typeof setTimeout> | undefined
     try {
-      const conn = await EchoConn.open(target)
-      await conn.exchange(Buffer.from("plait bench probe"))
-      await conn.close()
+      const attempt = (async () => {
+        conn = await EchoConn.open(target)
+        await conn.exchange(Buffer.from("plait bench probe"))
+        await conn.close()
+      })()
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("probe attempt timed out after 3 s")), 3000)
+      })
+      await Promise.race([attempt, timeout])
       return
     } catch (error) {
       last = error
+      conn?.destroy()
       await new Promise((r) => setTimeout(r, 100))
+    } finally {
+      clearTimeout(timer)
     }
   }
   throw new Error(`probe through ${address(target)} failed: ${String(last)}`)
@@ -283,18 +296,39 @@ const metricsOf = (workload: Workload, result: Record<string, unknown>): Record<
   }
 }
 
+/** A run without errors that still measured nothing (e.g. no request completed at all). */
+const emptiness = (
+  workload: Workload,
+  result: Record<string, unknown>,
+  params: Record<string, number>
+): string | undefined => {
+  switch (workload) {
+    case "bulk":
+      return result.verifiedBytes === params.streams! * params.bytesPerStream!
+        ? undefined
+        : `only ${result.verifiedBytes} bytes echoed`
+    case "reqresp":
+    case "hol":
+      return (result.requests as number) > 0 ? undefined : "no request completed in the measuring window"
+    case "connrate":
+      return (result.connections as number) > 0 ? undefined : "no connection completed in the measuring window"
+    case "idle":
+      return result.held === params.connections ? undefined : `only ${result.held} connections held`
+  }
+}
+
 const measure = async (system: System, workload: Workload, rep: number): Promise<Measurement> => {
   const params = PARAMS[workload]
   const base = { date: new Date().toISOString(), rep, workload, system: system.name, params }
-  const procs: Array<Proc> = []
+  const procs = procsStarted
+  procs.length = 0
   try {
     const backend = spawnProc(`backend(${genRuntime})`, runtimeCommand(genRuntime, "bench/procs/echo.ts", []))
     procs.push(backend)
     const backendTarget = listeningTarget(await waitForLine(backend, LISTENING, PROC_START_TIMEOUT))
     const env: Record<string, string> = workload === "idle" ? { PLAIT_MEMORY_LOG: "1" } : {}
     const started = await system.start(backendTarget, env)
-    procs.push(...Object.values(started.procs))
-    await probe(started.target, 10_000)
+    await probe(started.target, 15_000)
 
     const roles = Object.entries(started.procs)
     const memory: NonNullable<Measurement["memory"]> = {}
@@ -363,11 +397,15 @@ const measure = async (system: System, workload: Workload, rep: number): Promise
         if (memory.server?.heapHeld !== undefined) metrics.serverHeapMiB = memory.server.heapHeld / MiB
       }
     }
-    const ok = result.errors === 0
+    const problem =
+      result.errors > 0
+        ? `${result.errors} errors: ${result.errorSamples.join("; ")}`
+        : emptiness(workload, result, params)
+    const ok = problem === undefined
     return {
       ...base,
       ok,
-      ...(ok ? {} : { failure: `${result.errors} errors: ${result.errorSamples.join("; ")}` }),
+      ...(ok ? {} : { failure: problem }),
       metrics,
       ratio: {},
       cpu: cpu as CpuShares,
@@ -381,10 +419,12 @@ const measure = async (system: System, workload: Workload, rep: number): Promise
       failure: error instanceof Error ? error.message.split("\n").slice(0, 4).join(" / ") : String(error),
       metrics: {},
       ratio: {},
-      cpu: { generator: Number.NaN }
+      cpu: { generator: Number.NaN },
+      logs: Object.fromEntries(procs.map((p) => [p.name, p.tail.slice(-12)]))
     }
   } finally {
-    await Promise.all(procs.reverse().map((p) => stopProc(p)))
+    await Promise.all([...procs].reverse().map((p) => stopProc(p)))
+    procs.length = 0
   }
 }
 
