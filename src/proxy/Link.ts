@@ -167,12 +167,19 @@ export const make = Effect.fnUntraced(function* (options: LinkOptions) {
 
   const link: Link = {
     session: (waitMillis) =>
-      waitForSession.pipe(
-        Effect.timeoutOrElse({
-          duration: waitMillis,
-          orElse: () =>
-            Effect.fail(new ProxyError({ reason: new LinkUnavailable({ waitedMillis: waitMillis, lastError }) }))
-        })
+      Effect.suspend(() =>
+        // The common case, a live session, costs no timer.
+        current?.isOpen()
+          ? Effect.succeed(current)
+          : waitForSession.pipe(
+              Effect.timeoutOrElse({
+                duration: waitMillis,
+                orElse: () =>
+                  Effect.fail(
+                    new ProxyError({ reason: new LinkUnavailable({ waitedMillis: waitMillis, lastError }) })
+                  )
+              })
+            )
       ),
     current: () => current,
     generation: () => generation
