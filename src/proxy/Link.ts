@@ -175,9 +175,7 @@ export const make = Effect.fnUntraced(function* (options: LinkOptions) {
               Effect.timeoutOrElse({
                 duration: waitMillis,
                 orElse: () =>
-                  Effect.fail(
-                    new ProxyError({ reason: new LinkUnavailable({ waitedMillis: waitMillis, lastError }) })
-                  )
+                  Effect.fail(new ProxyError({ reason: new LinkUnavailable({ waitedMillis: waitMillis, lastError }) }))
               })
             )
       ),

@@ -24,6 +24,7 @@
  * @since 0.1.0
  */
 import { Effect } from "effect"
+import { concat } from "./Bytes.ts"
 import { type Transport, TransportError } from "./Transport.ts"
 
 /** Options for {@link makePair}. */
@@ -79,16 +80,6 @@ class Pipe {
     this.writeWaiters = []
     for (let i = 0; i < waiters.length; i++) wake(waiters[i])
   }
-}
-
-const concat = (chunks: ReadonlyArray<Uint8Array>, total: number): Uint8Array => {
-  const out = new Uint8Array(total)
-  let offset = 0
-  for (let i = 0; i < chunks.length; i++) {
-    out.set(chunks[i]!, offset)
-    offset += chunks[i]!.length
-  }
-  return out
 }
 
 const failRead = (message: string) => Effect.fail(new TransportError({ operation: "read", message }))

@@ -34,6 +34,7 @@
 import * as net from "node:net"
 import { clearTimeout as clearNodeTimeout, setTimeout as setNodeTimeout } from "node:timers"
 import { Cause, Effect, Exit, FiberSet, Queue, type Scope } from "effect"
+import { concat } from "./Bytes.ts"
 import { type Transport, TransportError } from "./Transport.ts"
 
 /** Tuning for one TCP transport. */
@@ -68,16 +69,6 @@ export const DEFAULT_READ_HIGH_WATER_MARK = 256 * 1024
 export const DEFAULT_CLOSE_GRACE_MS = 2000
 
 type Resume<A> = (effect: Effect.Effect<A, TransportError>) => void
-
-const concat = (chunks: ReadonlyArray<Uint8Array>, total: number): Uint8Array => {
-  const out = new Uint8Array(total)
-  let offset = 0
-  for (let i = 0; i < chunks.length; i++) {
-    out.set(chunks[i]!, offset)
-    offset += chunks[i]!.length
-  }
-  return out
-}
 
 const formatAddress = (address: string | undefined, port: number | undefined): string => {
   if (address === undefined) return "unknown"
@@ -435,40 +426,17 @@ export const listen = (options: ListenOptions): Effect.Effect<TcpServer, Transpo
     })
     const failQueue = (message: string, cause?: unknown) =>
       Queue.failCauseUnsafe(queue, Cause.fail(new TransportError({ operation: "listen", message, cause })))
-    yield* Effect.acquireRelease(
-      Effect.callback<void, TransportError>((resume) => {
-        const onError = (cause: Error) => {
-          server.off("listening", onListening)
-          resume(
-            Effect.fail(
-              new TransportError({
-                operation: "listen",
-                message: `cannot listen on ${options.host}:${options.port}: ${describeCause(cause)}`,
-                cause
-              })
-            )
-          )
+    yield* Effect.acquireRelease(bindServer(server, options, options.backlog, failQueue), () =>
+      Effect.gen(function* () {
+        closed = true
+        // The callback of `close` waits for every accepted connection, which are not ours to wait for.
+        server.close()
+        for (let exit = Queue.takeUnsafe(queue); exit !== undefined; exit = Queue.takeUnsafe(queue)) {
+          if (Exit.isFailure(exit)) break
+          yield* exit.value.reset
         }
-        const onListening = () => {
-          server.off("error", onError)
-          server.on("error", (cause) => failQueue(`server failed: ${describeCause(cause)}`, cause))
-          resume(Effect.void)
-        }
-        server.once("error", onError)
-        server.once("listening", onListening)
-        server.listen({ host: options.host, port: options.port, backlog: options.backlog ?? 511 })
-      }),
-      () =>
-        Effect.gen(function* () {
-          closed = true
-          // The callback of `close` waits for every accepted connection, which are not ours to wait for.
-          server.close()
-          for (let exit = Queue.takeUnsafe(queue); exit !== undefined; exit = Queue.takeUnsafe(queue)) {
-            if (Exit.isFailure(exit)) break
-            yield* exit.value.reset
-          }
-          failQueue("server closed")
-        })
+        failQueue("server closed")
+      })
     )
     const bound = server.address()
     const address: TcpAddress =
@@ -479,6 +447,39 @@ export const listen = (options: ListenOptions): Effect.Effect<TcpServer, Transpo
   })
 
 const ignoreError = () => {}
+
+/**
+ * Binds `server` (plain or TLS) to `address`; fails with a `listen` {@link TransportError} naming the
+ * address. Errors after binding go to `onServerError` (which fails the accept queue).
+ */
+export const bindServer = (
+  server: net.Server,
+  address: TcpAddress,
+  backlog: number | undefined,
+  onServerError: (message: string, cause: unknown) => void
+): Effect.Effect<void, TransportError> =>
+  Effect.callback<void, TransportError>((resume) => {
+    const onError = (cause: Error) => {
+      server.off("listening", onListening)
+      resume(
+        Effect.fail(
+          new TransportError({
+            operation: "listen",
+            message: `cannot listen on ${formatAddress(address.host, address.port)}: ${describeCause(cause)}`,
+            cause
+          })
+        )
+      )
+    }
+    const onListening = () => {
+      server.off("error", onError)
+      server.on("error", (cause) => onServerError(`server failed: ${describeCause(cause)}`, cause))
+      resume(Effect.void)
+    }
+    server.once("error", onError)
+    server.once("listening", onListening)
+    server.listen({ host: address.host, port: address.port, backlog: backlog ?? 511 })
+  })
 
 /**
  * Accepts connections until `accept` fails, running `handler` for each in its own fiber. A

@@ -416,44 +416,21 @@ export const listen = (
     const failQueue = (message: string, cause?: unknown) =>
       Queue.failCauseUnsafe(queue, Cause.fail(new TransportError({ operation: "listen", message, cause })))
 
-    yield* Effect.acquireRelease(
-      Effect.callback<void, TransportError>((resume) => {
-        const onError = (cause: Error) => {
-          server.off("listening", onListening)
-          resume(
-            Effect.fail(
-              new TransportError({
-                operation: "listen",
-                message: `cannot listen on ${where}: ${rawMessage(cause)}`,
-                cause
-              })
-            )
-          )
+    yield* Effect.acquireRelease(Tcp.bindServer(server, address, options.backlog, failQueue), () =>
+      Effect.sync(() => {
+        closed = true
+        server.close()
+        for (const raw of pending.values()) {
+          raw.on("error", ignoreError)
+          raw.destroy()
         }
-        const onListening = () => {
-          server.off("error", onError)
-          server.on("error", (cause) => failQueue(`server failed: ${rawMessage(cause)}`, cause))
-          resume(Effect.void)
+        pending.clear()
+        for (let exit = Queue.takeUnsafe(queue); exit !== undefined; exit = Queue.takeUnsafe(queue)) {
+          if (Exit.isFailure(exit)) break
+          Effect.runSync(exit.value.reset)
         }
-        server.once("error", onError)
-        server.once("listening", onListening)
-        server.listen({ host: address.host, port: address.port, backlog: options.backlog ?? 511 })
-      }),
-      () =>
-        Effect.sync(() => {
-          closed = true
-          server.close()
-          for (const raw of pending.values()) {
-            raw.on("error", ignoreError)
-            raw.destroy()
-          }
-          pending.clear()
-          for (let exit = Queue.takeUnsafe(queue); exit !== undefined; exit = Queue.takeUnsafe(queue)) {
-            if (Exit.isFailure(exit)) break
-            Effect.runSync(exit.value.reset)
-          }
-          failQueue("server closed")
-        })
+        failQueue("server closed")
+      })
     )
     const bound = server.address()
     const boundAddress: Tcp.TcpAddress =
