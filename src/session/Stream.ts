@@ -15,6 +15,7 @@
  */
 import { Effect, Exit, type Scope } from "effect"
 import { Flags, FrameType } from "../protocol/Constants.ts"
+import { readAll } from "../transport/Pipe.ts"
 import type { Transport } from "../transport/Transport.ts"
 import type { SessionConfig } from "./Config.ts"
 import { type MuxError, muxError, StreamClosed, StreamReset } from "./MuxError.ts"
@@ -169,23 +170,7 @@ export class MuxStream implements Transport<MuxError> {
 
   /** Reads everything until the peer's FIN (for tests and small handlers). */
   get readAll(): Effect.Effect<Uint8Array, MuxError> {
-    return Effect.gen({ self: this }, function* () {
-      const parts: Array<Uint8Array> = []
-      let total = 0
-      while (true) {
-        const chunk = yield* this.read
-        if (chunk === null) break
-        parts.push(chunk)
-        total += chunk.length
-      }
-      const out = new Uint8Array(total)
-      let offset = 0
-      for (const part of parts) {
-        out.set(part, offset)
-        offset += part.length
-      }
-      return out
-    })
+    return readAll(this)
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@
  * @since 0.1.0
  */
 import { Effect, Fiber } from "effect"
+import { concat } from "./Bytes.ts"
 import type { Transport } from "./Transport.ts"
 
 /** Byte counts moved by {@link splice}, per direction. */
@@ -67,3 +68,16 @@ export const splice = <E1, E2>(
       return yield* backward
     })
   )
+
+/** Reads until EOF and returns every byte in one array (for tests and small request handlers). */
+export const readAll = <E>(from: Pick<Transport<E>, "read">): Effect.Effect<Uint8Array, E> =>
+  Effect.gen(function* () {
+    const parts: Array<Uint8Array> = []
+    let total = 0
+    while (true) {
+      const chunk = yield* from.read
+      if (chunk === null) return concat(parts, total)
+      parts.push(chunk)
+      total += chunk.length
+    }
+  })

@@ -7,8 +7,8 @@ import { Effect, Fiber } from "effect"
 import * as Proxy from "../../../src/proxy/Proxy.ts"
 import * as Server from "../../../src/server/Server.ts"
 import * as Session from "../../../src/session/Session.ts"
+import { readAll } from "../../../src/transport/Pipe.ts"
 import * as Tcp from "../../../src/transport/Tcp.ts"
-import type { Transport } from "../../../src/transport/Transport.ts"
 import { check, runScenario } from "../lib.ts"
 
 const pattern = (n: number, seed: number): Uint8Array => {
@@ -22,25 +22,6 @@ const equal = (a: Uint8Array, b: Uint8Array): boolean => {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
   return true
 }
-
-const readAll = <E>(t: Pick<Transport<E>, "read">) =>
-  Effect.gen(function* () {
-    const parts: Array<Uint8Array> = []
-    let total = 0
-    while (true) {
-      const chunk = yield* t.read
-      if (chunk === null) break
-      parts.push(chunk)
-      total += chunk.length
-    }
-    const out = new Uint8Array(total)
-    let offset = 0
-    for (const part of parts) {
-      out.set(part, offset)
-      offset += part.length
-    }
-    return out
-  })
 
 const loopback = { host: "127.0.0.1", port: 0 }
 
