@@ -4,8 +4,28 @@
  * hand-written SVG bar chart of ratios to "direct" (no dependencies).
  */
 
-export const WORKLOADS = ["bulk", "reqresp", "connrate", "idle", "hol"] as const
+/** The load generator's workloads (`src/cli/LoadGen.ts`, `bench/loadgen.ts --workload`). */
+export const KINDS = ["bulk", "reqresp", "connrate", "idle", "hol"] as const
+export type Kind = (typeof KINDS)[number]
+
+/**
+ * The rows of the benchmark (those of the performance issue): each is one generator workload with
+ * its own parameters (set in `bench/run.ts`).
+ */
+export const WORKLOADS = ["bulk1", "bulk64", "rr1", "rr100", "rr1000", "connrate", "idle", "hol"] as const
 export type Workload = (typeof WORKLOADS)[number]
+
+/** The generator workload behind each row. */
+export const KIND: { readonly [W in Workload]: Kind } = {
+  bulk1: "bulk",
+  bulk64: "bulk",
+  rr1: "reqresp",
+  rr100: "reqresp",
+  rr1000: "reqresp",
+  connrate: "connrate",
+  idle: "idle",
+  hol: "hol"
+}
 
 /** One metric of a workload. */
 export interface MetricDef {
@@ -28,7 +48,7 @@ const m = (
   chart: boolean
 ): MetricDef => ({ key, label, unit, better, ratio, chart })
 
-export const METRICS: { readonly [W in Workload]: ReadonlyArray<MetricDef> } = {
+const KIND_METRICS: { readonly [K in Kind]: ReadonlyArray<MetricDef> } = {
   bulk: [m("mbps", "throughput", "MB/s", "higher", true, true)],
   reqresp: [
     m("rps", "throughput", "req/s", "higher", true, true),
@@ -39,6 +59,7 @@ export const METRICS: { readonly [W in Workload]: ReadonlyArray<MetricDef> } = {
   connrate: [m("perSecond", "rate", "conn/s", "higher", true, true), m("p99", "cycle p99", "ms", "lower", true, false)],
   idle: [
     m("kibPerConn", "RSS growth per connection (proxy + server)", "KiB", "lower", false, true),
+    m("heapKibPerConn", "JS heap growth per connection (proxy + server)", "KiB", "lower", false, true),
     m("proxyRssMiB", "proxy RSS", "MiB", "lower", false, false),
     m("serverRssMiB", "server RSS", "MiB", "lower", false, false),
     m("proxyHeapMiB", "proxy heap", "MiB", "lower", false, false),
@@ -52,22 +73,73 @@ export const METRICS: { readonly [W in Workload]: ReadonlyArray<MetricDef> } = {
   ]
 }
 
+export const METRICS: { readonly [W in Workload]: ReadonlyArray<MetricDef> } = {
+  bulk1: KIND_METRICS.bulk,
+  bulk64: KIND_METRICS.bulk,
+  rr1: KIND_METRICS.reqresp,
+  rr100: KIND_METRICS.reqresp,
+  rr1000: KIND_METRICS.reqresp,
+  connrate: KIND_METRICS.connrate,
+  idle: KIND_METRICS.idle,
+  hol: KIND_METRICS.hol
+}
+
 /** Short names for chart headings. */
 export const WORKLOAD_SHORT: { readonly [W in Workload]: string } = {
-  bulk: "(a) bulk",
-  reqresp: "(b) req/resp",
-  connrate: "(c) connection rate",
-  idle: "(d) idle",
-  hol: "(e) head-of-line"
+  bulk1: "(a) bulk, 1 stream",
+  bulk64: "(b) bulk, 64 streams",
+  rr1: "(c) req/resp, 1 client",
+  rr100: "(d) req/resp, 100 clients",
+  rr1000: "(e) req/resp, 1000 clients",
+  connrate: "(f) connection rate",
+  idle: "(g) idle",
+  hol: "(h) head-of-line"
 }
 
 export const WORKLOAD_TITLES: { readonly [W in Workload]: string } = {
-  bulk: "(a) bulk: N streams × M bytes echoed",
-  reqresp: "(b) request/response 1 KiB",
-  connrate: "(c) connection rate: open, 64 B echo, close",
-  idle: "(d) idle connections held",
-  hol: "(e) head-of-line: small requests beside a saturating stream"
+  bulk1: "(a) bulk, 1 stream: M bytes sent and echoed",
+  bulk64: "(b) bulk, 64 streams: each sends M bytes, echoed",
+  rr1: "(c) request/response 1 KiB, 1 client",
+  rr100: "(d) request/response 1 KiB, 100 clients",
+  rr1000: "(e) request/response 1 KiB, 1000 clients",
+  connrate: "(f) connection rate: open, 64 B echo, close",
+  idle: "(g) idle connections held: memory per connection",
+  hol: "(h) head-of-line: small requests beside a saturating stream"
 }
+
+/**
+ * The Go hashicorp/yamux reference of the performance issue, measured on this kind of machine (not
+ * in this run): either a ratio to direct (`mode: "ratio"`) or an absolute figure of the metric.
+ */
+export interface Reference {
+  readonly key: string
+  readonly mode: "ratio" | "absolute"
+  readonly value: number
+  /** The issue's goal for plait, when it states one (same mode and unit). */
+  readonly target?: number
+}
+
+export const GO_YAMUX: { readonly [W in Workload]?: ReadonlyArray<Reference> } = {
+  bulk1: [{ key: "mbps", mode: "ratio", value: 0.12 }],
+  bulk64: [{ key: "mbps", mode: "ratio", value: 0.17 }],
+  rr1: [
+    { key: "rps", mode: "ratio", value: 0.12 },
+    { key: "p99", mode: "absolute", value: 0.64 }
+  ],
+  rr100: [
+    { key: "rps", mode: "ratio", value: 0.2 },
+    { key: "p99", mode: "absolute", value: 14.7 }
+  ],
+  rr1000: [
+    { key: "rps", mode: "ratio", value: 0.27 },
+    { key: "p99", mode: "absolute", value: 121 }
+  ],
+  connrate: [{ key: "perSecond", mode: "ratio", value: 0.22 }],
+  idle: [{ key: "kibPerConn", mode: "absolute", value: 58.8, target: 16 }]
+}
+
+/** The systems compared with Go yamux in the summary table. */
+export const VERDICT_SYSTEMS = ["plait-node", "plait-bun-deno"] as const
 
 /** CPU shares (of one core) during the workload, per process role. */
 export interface CpuShares {
@@ -202,6 +274,7 @@ export const renderMarkdown = (header: ReportHeader, summaries: ReadonlyArray<Su
       "used during the workload by the load generator, the proxy and the server (from process.cpuUsage and /proc).",
     ""
   )
+  out.push(...renderSummary(header, summaries))
   const workloads = [...new Set(summaries.map((s) => s.workload))]
   for (const workload of workloads) {
     const rows = summaries.filter((s) => s.workload === workload)
@@ -244,6 +317,152 @@ export const renderMarkdown = (header: ReportHeader, summaries: ReadonlyArray<Su
   }
   out.push(...renderHeadroom(summaries))
   return out.join("\n")
+}
+
+const MiB = 1024 * 1024
+
+const fmtBytes = (n: number): string =>
+  n >= MiB && n % MiB === 0 ? `${n / MiB} MiB` : n >= 1024 && n % 1024 === 0 ? `${n / 1024} KiB` : `${n} B`
+
+/** The row's name in the summary table, with its parameters when known. */
+const rowName = (workload: Workload, params: Record<string, number> | undefined): string => {
+  const p = params ?? {}
+  const secs = (ms: number | undefined) => (ms === undefined ? "" : `${ms / 1000} s`)
+  switch (workload) {
+    case "bulk1":
+    case "bulk64": {
+      const n = p.streams ?? (workload === "bulk1" ? 1 : 64)
+      const each = p.bytesPerStream === undefined ? "" : ` × ${fmtBytes(p.bytesPerStream)}`
+      return `bulk, ${n} stream${n === 1 ? "" : "s"}${each} (MB/s)`
+    }
+    case "rr1":
+    case "rr100":
+    case "rr1000": {
+      const n = p.clients ?? Number(workload.slice(2))
+      const size = p.size === undefined ? "1 KiB" : fmtBytes(p.size)
+      return `request/response ${size}, ${n} client${n === 1 ? "" : "s"}${p.durationMs ? `, ${secs(p.durationMs)}` : ""} (req/s)`
+    }
+    case "connrate":
+      return `connection rate: open, 64 B echo, close${p.workers ? `; ${p.workers} in flight` : ""} (conn/s)`
+    case "idle":
+      return `idle memory per connection (proxy + server), ${p.connections ?? "K"} connections held: RSS (KiB)`
+    case "hol":
+      return `head-of-line: p99 of 1 KiB request/response${p.clients ? ` (${p.clients} clients)` : ""} while one stream saturates the link (ms)`
+  }
+}
+
+interface SummaryLine {
+  readonly workload: Workload
+  readonly label: string
+  /** Metrics shown (medians, separated by " / " when more than one). */
+  readonly keys: ReadonlyArray<string>
+  /** The metric whose ratio (and min–max) is shown and compared. */
+  readonly key: string
+  readonly ref?: Reference
+}
+
+const summaryLines = (workloads: ReadonlyArray<Workload>, params: ReportHeader["params"]): Array<SummaryLine> => {
+  const lines: Array<SummaryLine> = []
+  const ref = (w: Workload, key: string) => GO_YAMUX[w]?.find((r) => r.key === key)
+  for (const w of workloads) {
+    const label = rowName(w, params[w])
+    const line = (l: string, keys: ReadonlyArray<string>, key: string): SummaryLine => {
+      const r = ref(w, key)
+      return r === undefined ? { workload: w, label: l, keys, key } : { workload: w, label: l, keys, key, ref: r }
+    }
+    switch (KIND[w]) {
+      case "bulk":
+        lines.push(line(label, ["mbps"], "mbps"))
+        break
+      case "reqresp":
+        lines.push(line(label, ["rps"], "rps"))
+        lines.push(line("  ↳ latency p50 / p99 / p99.9 (ms; × is p99's ratio)", ["p50", "p99", "p999"], "p99"))
+        break
+      case "connrate":
+        lines.push(line(label, ["perSecond"], "perSecond"))
+        break
+      case "idle":
+        lines.push(line(label, ["kibPerConn"], "kibPerConn"))
+        lines.push(line("  ↳ JS heap per connection (proxy + server; KiB)", ["heapKibPerConn"], "heapKibPerConn"))
+        break
+      case "hol":
+        lines.push(line(label, ["p99"], "p99"))
+        break
+    }
+  }
+  return lines
+}
+
+const fmtRef = (ref: Reference | undefined, def: MetricDef | undefined): string => {
+  if (ref === undefined || def === undefined) return "—"
+  if (ref.mode === "ratio") return `${fmt(ref.value)}×`
+  const target = ref.target === undefined ? "" : ` (target ≤ ${fmt(ref.target)} ${def.unit})`
+  return `${def.key === "p99" ? "p99 " : ""}${fmt(ref.value)} ${def.unit}${target}`
+}
+
+/**
+ * Whether a system beats the Go yamux reference on a line: its median ratio (or median figure)
+ * against the reference, in the metric's better direction; notes when the min–max range straddles
+ * the reference and, where the issue sets one, whether the target is met.
+ */
+export const verdict = (
+  summary: Summary | undefined,
+  ref: Reference | undefined,
+  def: MetricDef | undefined
+): string => {
+  if (ref === undefined || def === undefined) return "—"
+  if (summary === undefined) return "not run"
+  const s = ref.mode === "ratio" ? summary.ratio[ref.key] : summary.metrics[ref.key]
+  if (s === undefined) return "n/a (no successful run)"
+  const higher = def.better === "higher"
+  const beats = (v: number) => (higher ? v > ref.value : v < ref.value)
+  const show = (v: number) => (ref.mode === "ratio" ? `${fmt(v)}×` : `${fmt(v)} ${def.unit}`)
+  const straddles = beats(s.min) !== beats(s.max) ? "; min–max straddles it" : ""
+  const target =
+    ref.target === undefined
+      ? ""
+      : `; target ≤ ${fmt(ref.target)} ${def.unit}: ${s.median <= ref.target ? "met" : "missed"}`
+  return `${beats(s.median) ? "**yes**" : "no"} (${show(s.median)} vs ${show(ref.value)}${straddles})${target}`
+}
+
+/** The performance issue's table: one line per row, every system, the Go yamux reference and verdicts. */
+const renderSummary = (header: ReportHeader, summaries: ReadonlyArray<Summary>): Array<string> => {
+  const workloads = WORKLOADS.filter((w) => summaries.some((s) => s.workload === w))
+  const systems = [...new Set(summaries.map((s) => s.system))]
+  const verdicts = VERDICT_SYSTEMS.filter((v) => systems.includes(v))
+  const out = [
+    "## Summary",
+    "",
+    "Median (min–max) over repetitions; `×`: ratio to **direct** in the same repetition, median (min–max). " +
+      "**Go yamux**: the hashicorp/yamux reference fraction of the performance issue, measured on this kind of " +
+      "machine (not in this run). The verdict columns compare the median ratio with that fraction (higher is " +
+      "better), or for p99 and idle memory the median figure itself (lower is better).",
+    ""
+  ]
+  const cols = ["row", ...systems, "Go yamux", ...verdicts.map((v) => `${v} beats Go yamux?`)]
+  out.push(`| ${cols.join(" | ")} |`, `|${cols.map(() => "---").join("|")}|`)
+  for (const line of summaryLines(workloads, header.params)) {
+    const defs = METRICS[line.workload]
+    const def = defs.find((d) => d.key === line.key)
+    const row = (system: string) => summaries.find((s) => s.workload === line.workload && s.system === system)
+    const cells = systems.map((system) => {
+      const s = row(system)
+      if (s === undefined) return "–"
+      const failed = s.failures > 0 ? ` **${s.failures}/${s.runs} failed**` : ""
+      const value =
+        line.keys.length === 1
+          ? fmtSpread(s.metrics[line.key])
+          : line.keys.map((k) => (s.metrics[k] === undefined ? "–" : fmt(s.metrics[k]!.median))).join(" / ")
+      const ratio = def?.ratio && system !== "direct" ? fmtRatio(s.ratio[line.key]) : ""
+      return `${ratio === "" ? value : `${value} ${ratio}`}${failed}`
+    })
+    const ref = line.ref
+    out.push(
+      `| ${[line.label, ...cells, fmtRef(ref, def), ...verdicts.map((v) => verdict(row(v), ref, def))].join(" | ")} |`
+    )
+  }
+  out.push("")
+  return out
 }
 
 /**
@@ -308,7 +527,7 @@ export const renderSvg = (title: string, summaries: ReadonlyArray<Summary>, syst
   const plotWidth = width - plotLeft - 90
   const barHeight = 16
   const barGap = 5
-  const panelHeader = 40
+  const panelHeader = 50
   const panelGap = 22
   const shown = systems.filter((name) => summaries.some((s) => s.system === name))
   const panelHeight = panelHeader + shown.length * (barHeight + barGap) + 18
@@ -318,7 +537,7 @@ export const renderSvg = (title: string, summaries: ReadonlyArray<Summary>, syst
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="#ffffff"/>`,
     `<text x="${width / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold">${escapeXml(title)}</text>`,
-    `<text x="${width / 2}" y="42" text-anchor="middle" fill="#555">ratio to direct (log scale; 1 = direct; whiskers: min–max over repetitions)</text>`
+    `<text x="${width / 2}" y="42" text-anchor="middle" fill="#555">ratio to direct (log scale; 1 = direct; whiskers: min–max over repetitions; dashed: Go yamux reference)</text>`
   ]
   let y = 60
   for (const { workload, def } of panels) {
@@ -333,7 +552,9 @@ export const renderSvg = (title: string, summaries: ReadonlyArray<Summary>, syst
       : `${WORKLOAD_SHORT[workload]}: ${def.label}, ${def.unit} — ${better}`
     parts.push(`<text x="10" y="${y + 16}" font-size="13" font-weight="bold">${escapeXml(heading)}</text>`)
     const top = y + panelHeader - 10
-    const values = rows.flatMap((r) => (r.value ? [r.value.min, r.value.max, r.value.median] : []))
+    const ref = GO_YAMUX[workload]?.find((r) => r.key === def.key && (r.mode === "ratio") === def.ratio)
+    const marks = ref === undefined ? [] : [ref.value, ...(ref.target === undefined ? [] : [ref.target])]
+    const values = [...marks, ...rows.flatMap((r) => (r.value ? [r.value.min, r.value.max, r.value.median] : []))]
     let scale: (v: number) => number
     let ticks: Array<{ v: number; label: string }>
     if (def.ratio) {
@@ -365,6 +586,17 @@ export const renderSvg = (title: string, summaries: ReadonlyArray<Summary>, syst
         `<line x1="${x.toFixed(1)}" y1="${top - 4}" x2="${x.toFixed(1)}" y2="${bottom}" stroke="${strong ? "#111" : "#ddd"}" stroke-width="${strong ? 1.5 : 1}"/>`,
         `<text x="${x.toFixed(1)}" y="${bottom + 13}" text-anchor="middle" fill="#666" font-size="10">${t.label}</text>`
       )
+    }
+    if (ref !== undefined) {
+      const mark = (v: number, text: string, dash: string) => {
+        const x = scale(v).toFixed(1)
+        parts.push(
+          `<line x1="${x}" y1="${top - 8}" x2="${x}" y2="${bottom}" stroke="#b45309" stroke-width="1.5" stroke-dasharray="${dash}"/>`,
+          `<text x="${x}" y="${top - 10}" text-anchor="middle" fill="#b45309" font-size="10">${escapeXml(text)}</text>`
+        )
+      }
+      mark(ref.value, `Go yamux ${def.ratio ? `${fmt(ref.value)}×` : `${fmt(ref.value)} ${def.unit}`}`, "5,3")
+      if (ref.target !== undefined) mark(ref.target, `target ${fmt(ref.target)} ${def.unit}`, "2,2")
     }
     rows.forEach((row, i) => {
       const by = top + i * (barHeight + barGap)

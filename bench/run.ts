@@ -1,6 +1,8 @@
 /**
  * `npm run bench`: compares plait on every runtime combination with a direct connection and with
- * haproxy (TCP mode, when installed), on the five workloads of `src/cli/LoadGen.ts`.
+ * haproxy (TCP mode, when installed), on the rows of the performance issue: bulk with 1 and 64
+ * streams, request/response with 1, 100 and 1000 clients, connection rate, idle memory and
+ * head-of-line latency — each one of the workloads of `src/cli/LoadGen.ts` with its own parameters.
  *
  * Method:
  * - Topology: load generator → [system] → backend echo server. The backend (`bench/procs/echo.ts`) and
@@ -22,7 +24,7 @@
  *   --quick              1 repetition, tiny workloads (seconds in all); results named <date>-quick
  *   --reps N             repetitions (default 3)
  *   --systems a,b        subset of: direct, plait-node, plait-bun, plait-bun-deno, plait-deno, haproxy
- *   --workloads a,b      subset of: bulk, reqresp, connrate, idle, hol
+ *   --workloads a,b      subset of: bulk1, bulk64, rr1, rr100, rr1000, connrate, idle, hol
  *   --out DIR            output directory (default bench/results)
  *   --name NAME          file name stem (default: today's date, plus -quick)
  *   --gen-runtime RT     runtime of the generator and backend (default bun if present, else node)
@@ -55,6 +57,7 @@ import {
 } from "./procs.ts"
 import {
   type CpuShares,
+  KIND,
   METRICS,
   type Measurement,
   renderMarkdown,
@@ -63,6 +66,8 @@ import {
   WORKLOADS,
   type Workload
 } from "./report.ts"
+
+const MiB = 1024 * 1024
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -83,20 +88,30 @@ const entry = flag("--entry") ?? (cliExists ? "cli" : "bench")
 const workloads = (flag("--workloads")?.split(",") ?? [...WORKLOADS]) as Array<Workload>
 for (const w of workloads) if (!WORKLOADS.includes(w)) throw new Error(`unknown workload ${w}`)
 
+/**
+ * Parameters of every row. Idle: `ulimit -n` is 20 000 here and haproxy needs 2 descriptors per
+ * client (plus a few of its own), so 9 900 connections is the most every system can hold.
+ */
 const PARAMS: { readonly [W in Workload]: Record<string, number> } = quick
   ? {
-      bulk: { streams: 4, bytesPerStream: 2 * 1024 * 1024 },
-      reqresp: { clients: 8, size: 1024, durationMs: 400, warmupMs: 100 },
-      connrate: { workers: 4, durationMs: 400, warmupMs: 100 },
+      bulk1: { streams: 1, bytesPerStream: 2 * MiB },
+      bulk64: { streams: 64, bytesPerStream: 32 * 1024 },
+      rr1: { clients: 1, size: 1024, durationMs: 300, warmupMs: 100 },
+      rr100: { clients: 100, size: 1024, durationMs: 300, warmupMs: 100 },
+      rr1000: { clients: 1000, size: 1024, durationMs: 300, warmupMs: 300 },
+      connrate: { workers: 4, durationMs: 300, warmupMs: 100 },
       idle: { connections: 200, settleMs: 300 },
-      hol: { clients: 4, bulkStreams: 1, durationMs: 400, warmupMs: 200 }
+      hol: { clients: 4, bulkStreams: 1, durationMs: 300, warmupMs: 200 }
     }
   : {
-      bulk: { streams: 16, bytesPerStream: 16 * 1024 * 1024 },
-      reqresp: { clients: 64, size: 1024, durationMs: 2500, warmupMs: 500 },
-      connrate: { workers: 32, durationMs: 2500, warmupMs: 500 },
-      idle: { connections: 9000, settleMs: 500 },
-      hol: { clients: 16, bulkStreams: 1, durationMs: 2500, warmupMs: 500 }
+      bulk1: { streams: 1, bytesPerStream: 64 * MiB },
+      bulk64: { streams: 64, bytesPerStream: 1 * MiB },
+      rr1: { clients: 1, size: 1024, durationMs: 2000, warmupMs: 500 },
+      rr100: { clients: 100, size: 1024, durationMs: 2000, warmupMs: 500 },
+      rr1000: { clients: 1000, size: 1024, durationMs: 2000, warmupMs: 1000 },
+      connrate: { workers: 32, durationMs: 2000, warmupMs: 500 },
+      idle: { connections: 9900, settleMs: 500 },
+      hol: { clients: 16, bulkStreams: 1, durationMs: 2000, warmupMs: 500 }
     }
 
 const PROC_START_TIMEOUT = 20_000
@@ -183,7 +198,7 @@ const haproxy = (bin: string): System => ({
       config,
       [
         "global",
-        "  maxconn 9800",
+        "  maxconn 9950",
         "  nbthread 1",
         "defaults",
         "  mode tcp",
@@ -192,10 +207,10 @@ const haproxy = (bin: string): System => ({
         "  timeout server 60s",
         "frontend clients",
         `  bind 127.0.0.1:${port}`,
-        "  maxconn 9800",
+        "  maxconn 9950",
         "  default_backend echo",
         "backend echo",
-        `  server echo ${address(backend)} maxconn 9800`,
+        `  server echo ${address(backend)} maxconn 9950`,
         ""
       ].join("\n")
     )
@@ -278,11 +293,9 @@ const sampleMemory = async (procs: ReadonlyArray<Proc>, timeoutMs = 5000): Promi
   }
 }
 
-const MiB = 1024 * 1024
-
 const metricsOf = (workload: Workload, result: Record<string, unknown>): Record<string, number> => {
   const latency = result.latency as Record<string, number> | undefined
-  switch (workload) {
+  switch (KIND[workload]) {
     case "bulk":
       return { mbps: result.mbps as number }
     case "reqresp":
@@ -302,7 +315,7 @@ const emptiness = (
   result: Record<string, unknown>,
   params: Record<string, number>
 ): string | undefined => {
-  switch (workload) {
+  switch (KIND[workload]) {
     case "bulk":
       return result.verifiedBytes === params.streams! * params.bytesPerStream!
         ? undefined
@@ -319,6 +332,7 @@ const emptiness = (
 
 const measure = async (system: System, workload: Workload, rep: number): Promise<Measurement> => {
   const params = PARAMS[workload]
+  const kind = KIND[workload]
   const base = { date: new Date().toISOString(), rep, workload, system: system.name, params }
   const procs = procsStarted
   procs.length = 0
@@ -326,13 +340,13 @@ const measure = async (system: System, workload: Workload, rep: number): Promise
     const backend = spawnProc(`backend(${genRuntime})`, runtimeCommand(genRuntime, "bench/procs/echo.ts", []))
     procs.push(backend)
     const backendTarget = listeningTarget(await waitForLine(backend, LISTENING, PROC_START_TIMEOUT))
-    const env: Record<string, string> = workload === "idle" ? { PLAIT_MEMORY_LOG: "1" } : {}
+    const env: Record<string, string> = kind === "idle" ? { PLAIT_MEMORY_LOG: "1" } : {}
     const started = await system.start(backendTarget, env)
     await probe(started.target, 15_000)
 
     const roles = Object.entries(started.procs)
     const memory: NonNullable<Measurement["memory"]> = {}
-    if (workload === "idle") {
+    if (kind === "idle") {
       await new Promise((r) => setTimeout(r, 300))
       await sampleMemory(started.hooked)
       for (const [role, proc] of roles) {
@@ -349,7 +363,7 @@ const measure = async (system: System, workload: Workload, rep: number): Promise
       `loadgen(${genRuntime})`,
       runtimeCommand(genRuntime, "bench/loadgen.ts", [
         "--workload",
-        workload,
+        kind,
         "--target",
         address(started.target),
         "--params",
@@ -357,7 +371,7 @@ const measure = async (system: System, workload: Workload, rep: number): Promise
       ])
     )
     procs.push(gen)
-    if (workload === "idle") {
+    if (kind === "idle") {
       await waitForLine(gen, /^HELD$/, 120_000)
       await sampleMemory(started.hooked)
       for (const [role, proc] of roles) {
@@ -385,12 +399,18 @@ const measure = async (system: System, workload: Workload, rep: number): Promise
         cpu[role] = (after - before) / (result.generator.cpu.wall || wall)
     }
     const metrics = metricsOf(workload, result)
-    if (workload === "idle") {
+    if (kind === "idle") {
       const k = params.connections!
       const growth = (role: string) =>
         Math.max(0, (memory[role]?.rssHeld ?? Number.NaN) - (memory[role]?.rssBefore ?? Number.NaN))
+      const heapGrowth = (role: string) =>
+        Math.max(0, (memory[role]?.heapHeld ?? Number.NaN) - (memory[role]?.heapBefore ?? Number.NaN))
       if (roles.length > 0) {
         metrics.kibPerConn = roles.reduce((sum, [role]) => sum + growth(role), 0) / k / 1024
+        if (started.hooked.length > 0) {
+          const heap = roles.reduce((sum, [role]) => sum + heapGrowth(role), 0) / k / 1024
+          if (Number.isFinite(heap)) metrics.heapKibPerConn = heap
+        }
         if (memory.proxy?.rssHeld !== undefined) metrics.proxyRssMiB = memory.proxy.rssHeld / MiB
         if (memory.server?.rssHeld !== undefined) metrics.serverRssMiB = memory.server.rssHeld / MiB
         if (memory.proxy?.heapHeld !== undefined) metrics.proxyHeapMiB = memory.proxy.heapHeld / MiB
@@ -409,7 +429,7 @@ const measure = async (system: System, workload: Workload, rep: number): Promise
       metrics,
       ratio: {},
       cpu: cpu as CpuShares,
-      ...(workload === "idle" ? { memory } : {}),
+      ...(kind === "idle" ? { memory } : {}),
       result
     }
   } catch (error) {
