@@ -160,7 +160,9 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
       const handlers = yield* FiberSet.make<void, never>()
       const error = yield* Effect.flip(
         Effect.forever(
-          Effect.flatMap(session.acceptUnscoped, (stream) => FiberSet.run(handlers, serveStream(stream, peer)))
+          Effect.flatMap(session.acceptUnscoped, (stream) =>
+            FiberSet.run(handlers, serveStream(stream, peer), { startImmediately: true })
+          )
         )
       )
       yield* FiberSet.awaitEmpty(handlers).pipe(Effect.timeoutOption(drainMillis))
