@@ -162,12 +162,7 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
   const server = yield* Tcp.listen(listen).pipe(Scope.provide(listenerScope))
   yield* Effect.logInfo(`proxy: listening on ${formatAddress(server.address)}, upstream ${formatAddress(upstream)}`)
 
-  const acceptLoop = Effect.forever(
-    Effect.flatMap(server.accept, (client) =>
-      // Started in this fiber's turn, not on the next scheduler tick: one event-loop turn less per connection.
-      FiberSet.run(actors, actor(client), { startImmediately: true })
-    )
-  )
+  const acceptLoop = Effect.forever(Effect.flatMap(server.accept, (client) => FiberSet.run(actors, actor(client))))
   yield* Effect.forkIn(Effect.ignore(acceptLoop), scope)
 
   yield* Effect.addFinalizer(() =>

@@ -160,9 +160,7 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
       const handlers = yield* FiberSet.make<void, never>()
       const error = yield* Effect.flip(
         Effect.forever(
-          Effect.flatMap(session.acceptUnscoped, (stream) =>
-            FiberSet.run(handlers, serveStream(stream, peer), { startImmediately: true })
-          )
+          Effect.flatMap(session.acceptUnscoped, (stream) => FiberSet.run(handlers, serveStream(stream, peer)))
         )
       )
       yield* FiberSet.awaitEmpty(handlers).pipe(Effect.timeoutOption(drainMillis))

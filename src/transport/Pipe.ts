@@ -53,9 +53,7 @@ export const splice = <E1, E2>(
     Effect.gen(function* () {
       const resetBoth = Effect.andThen(a.reset, b.reset)
       // A failure of the forked direction resets both sides at once, which ends the other direction.
-      const back = yield* Effect.forkChild(restore(pump(b, a, stats, "bToA")).pipe(Effect.onError(() => resetBoth)), {
-        startImmediately: true
-      })
+      const back = yield* Effect.forkChild(restore(pump(b, a, stats, "bToA")).pipe(Effect.onError(() => resetBoth)))
       const forward = yield* Effect.exit(restore(pump(a, b, stats, "aToB")))
       if (forward._tag === "Failure") {
         yield* resetBoth
