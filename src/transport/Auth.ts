@@ -190,14 +190,20 @@ class Reader {
 export const withLeftover = (transport: Transport, leftover: Uint8Array): Transport => {
   if (leftover.length === 0) return transport
   let pending: Uint8Array | undefined = leftover
+  // Delegates member by member: transports may be classes whose operations are prototype getters,
+  // which an object spread would not copy.
   return {
-    ...transport,
     read: Effect.suspend(() => {
       const bytes = pending
       if (bytes === undefined) return transport.read
       pending = undefined
       return Effect.succeed(bytes)
-    })
+    }),
+    write: (chunks) => transport.write(chunks),
+    closeWrite: Effect.suspend(() => transport.closeWrite),
+    close: Effect.suspend(() => transport.close),
+    reset: Effect.suspend(() => transport.reset),
+    remoteAddress: transport.remoteAddress
   }
 }
 
