@@ -40,9 +40,21 @@ export class Outbox {
   private readonly maxFrameSize: number
   private readonly maxBatchBytes: number
 
-  constructor(maxFrameSize: number, maxBatchBytes: number) {
+  private readonly perTurn: boolean
+
+  /**
+   * `perTurn`: wake the writer once per event-loop turn (after all of the turn's socket reads), so
+   * their frames share one write; only for transports fed by the event loop.
+   */
+  constructor(maxFrameSize: number, maxBatchBytes: number, perTurn = false) {
     this.maxFrameSize = maxFrameSize
     this.maxBatchBytes = maxBatchBytes
+    this.perTurn = perTurn
+  }
+
+  private wake(): void {
+    if (this.perTurn) this.signal.notifyLater()
+    else this.signal.notify()
   }
 
   /** Whether anything waits to be written. */
@@ -68,7 +80,7 @@ export class Outbox {
       this.control = grown
     }
     this.controlLen = writeHeader(this.control, this.controlLen, type, flags, streamId, length)
-    this.signal.notify()
+    this.wake()
   }
 
   /** Puts a stream with sendable DATA or a pending FIN into the ring (once). */
@@ -76,7 +88,7 @@ export class Outbox {
     if (stream.inReady) return
     stream.inReady = true
     this.ring.push(stream)
-    this.signal.notify()
+    this.wake()
   }
 
   /** Drops everything queued (the session is dead). */

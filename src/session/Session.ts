@@ -168,7 +168,7 @@ class SessionCore implements StreamHost {
     this.onEvent = options.onEvent
     this.clock = clock
     this.nextId = options.client ? 1 : 2
-    this.outbox = new Outbox(config.maxFrameSize, config.maxBatchBytes)
+    this.outbox = new Outbox(config.maxFrameSize, config.maxBatchBytes, transport.eventLoopDriven === true)
     this.decoder = new Decoder({ validate: (h) => this.validate(h) })
     this.lastReceived = clock.currentTimeMillisUnsafe()
     this.lastSweep = this.lastReceived

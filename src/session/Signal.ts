@@ -13,6 +13,7 @@
  *
  * @since 0.1.0
  */
+import { setImmediate } from "node:timers"
 import { Effect } from "effect"
 
 type Resume = (effect: Effect.Effect<void>) => void
@@ -34,6 +35,16 @@ const schedule = (): void => {
   }
 }
 
+let later: Array<Signal> = []
+let laterScheduled = false
+
+const flushLater = (): void => {
+  laterScheduled = false
+  const signals = later
+  later = []
+  for (let i = 0; i < signals.length; i++) signals[i]!.notify()
+}
+
 /** Runs `f` on the wake-up microtask, after the current core step (e.g. completing a Deferred). */
 export const defer = (f: () => void): void => {
   pending.push(f)
@@ -43,6 +54,7 @@ export const defer = (f: () => void): void => {
 /** A set of fibers waiting for "something changed". */
 export class Signal {
   private waiters: Array<Resume> = []
+  private pendingLater = false
 
   /** Suspends until the next {@link Signal.notify}. */
   readonly wait: Effect.Effect<void> = Effect.callback<void>((resume) => {
@@ -71,8 +83,24 @@ export class Signal {
     schedule()
   }
 
+  /**
+   * Wakes every current waiter once the event loop reaches its check phase (`setImmediate`), i.e.
+   * after every I/O callback of this turn. Only for fibers fed by sockets: fibers that keep waking
+   * each other through microtasks alone would keep the event loop from ever getting there.
+   */
+  notifyLater(): void {
+    if (this.pendingLater) return
+    this.pendingLater = true
+    later.push(this)
+    if (!laterScheduled) {
+      laterScheduled = true
+      setImmediate(flushLater)
+    }
+  }
+
   /** Wakes every current waiter (on the next microtask). */
   notify(): void {
+    this.pendingLater = false
     if (this.waiters.length === 0) return
     const woken = this.waiters
     this.waiters = []

@@ -203,7 +203,8 @@ export const withLeftover = (transport: Transport, leftover: Uint8Array): Transp
     closeWrite: Effect.suspend(() => transport.closeWrite),
     close: Effect.suspend(() => transport.close),
     reset: Effect.suspend(() => transport.reset),
-    remoteAddress: transport.remoteAddress
+    remoteAddress: transport.remoteAddress,
+    ...(transport.eventLoopDriven === true ? { eventLoopDriven: true } : {})
   }
 }
 

@@ -130,6 +130,7 @@ function onGraceTimeout(socket: net.Socket) {
 /** A {@link Transport} over one socket; see the module invariants. */
 class TcpTransport implements Transport {
   readonly remoteAddress: string
+  readonly eventLoopDriven = true
   private readonly socket: net.Socket
   private readonly highWaterMark: number
   private readonly closeGraceMs: number

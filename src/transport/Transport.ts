@@ -40,4 +40,10 @@ export interface Transport<E = TransportError> {
   readonly reset: Effect.Effect<void>
   /** A human-readable peer address for logs, e.g. `127.0.0.1:53122`. */
   readonly remoteAddress: string
+  /**
+   * Its reads complete from event-loop I/O callbacks (a socket), never from microtasks alone: a
+   * session may then defer its writer to the end of the event-loop turn and send everything that
+   * turn queued in one write. Unset (an in-memory pair) keeps the writer on microtask wake-ups.
+   */
+  readonly eventLoopDriven?: boolean
 }
