@@ -112,23 +112,8 @@ export const pattern = (n: number, seed: number): Uint8Array => {
 /** Whether two byte arrays hold the same bytes. */
 export const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b))
 
-/** A 12-byte header with any field values, including a version other than 0. */
-export const rawHeader = (fields: {
-  readonly version?: number
-  readonly type: number
-  readonly flags?: number
-  readonly streamId?: number
-  readonly length?: number
-}): Uint8Array => {
-  const out = new Uint8Array(HEADER_SIZE)
-  const view = new DataView(out.buffer)
-  view.setUint8(0, fields.version ?? 0)
-  view.setUint8(1, fields.type)
-  view.setUint16(2, fields.flags ?? 0)
-  view.setUint32(4, fields.streamId ?? 0)
-  view.setUint32(8, fields.length ?? 0)
-  return out
-}
+/** A 12-byte header with any field values, including a version other than 0 (shared with the session tests). */
+export { header as rawHeader } from "../session/rawPeer.ts"
 
 /** Concatenates byte arrays. */
 export const concatBytes = (parts: ReadonlyArray<Uint8Array>): Uint8Array => new Uint8Array(Buffer.concat(parts))
