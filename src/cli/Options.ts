@@ -45,6 +45,8 @@ export interface CommonConfig {
   readonly keepaliveIntervalMillis: number
   readonly keepaliveTimeoutMillis: number
   readonly maxWindow: number
+  /** Grow each stream's window from 256 KiB as its reader keeps up, instead of granting it at open. */
+  readonly windowAutoTune: boolean
   readonly drainMillis: number
   readonly logLevel: LogLevel.LogLevel
   readonly maxStreams: number
@@ -87,6 +89,7 @@ export const sessionOptions = (config: CommonConfig): Partial<SessionConfig> => 
   keepaliveIntervalMillis: config.keepaliveIntervalMillis,
   keepaliveTimeoutMillis: config.keepaliveTimeoutMillis,
   maxWindow: config.maxWindow,
+  windowAutoTune: config.windowAutoTune ? 1 : 0,
   drainTimeoutMillis: config.drainMillis,
   maxStreams: config.maxStreams,
   acceptBacklog: config.acceptBacklog,
@@ -288,6 +291,14 @@ const commonFlags: Flags<CommonConfig> = {
     default: formatBytes(sessionDefaults.maxWindow),
     parse: bytes(INITIAL_WINDOW, MAX_UINT32)
   },
+  windowAutoTune: {
+    flag: "--window-autotune",
+    metavar: "",
+    doc: "start each stream at 256KiB and grow it toward --max-window as its reader keeps up (stalled readers then pin little memory)",
+    default: "false",
+    switch: true,
+    parse: boolean
+  },
   drainMillis: {
     flag: "--drain-timeout",
     metavar: "DURATION",
@@ -487,6 +498,7 @@ const SESSION_FLAGS: Readonly<Record<string, keyof CommonConfig>> = {
   keepaliveIntervalMillis: "keepaliveIntervalMillis",
   keepaliveTimeoutMillis: "keepaliveTimeoutMillis",
   maxWindow: "maxWindow",
+  windowAutoTune: "windowAutoTune",
   drainTimeoutMillis: "drainMillis",
   maxStreams: "maxStreams",
   acceptBacklog: "acceptBacklog",

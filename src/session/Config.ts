@@ -24,6 +24,12 @@ export interface SessionConfig {
   readonly keepaliveTimeoutMillis: number
   /** Receive window per stream, advertised to the peer with SYN/ACK (≥ 256 KiB, the spec's initial). */
   readonly maxWindow: number
+  /**
+   * 1: advertise only 256 KiB at open and double a stream's window (up to `maxWindow`) each time its
+   * reader consumes half of it, while the session buffers less than half of `maxSessionBuffer`.
+   * Streams whose readers stall then hold little memory. 0 (default): the whole `maxWindow` at open.
+   */
+  readonly windowAutoTune: number
   /** Largest DATA payload sent in one frame. */
   readonly maxFrameSize: number
   /** Bytes buffered by all streams of the session before the session stops reading the link. */
@@ -52,6 +58,7 @@ export const defaults: SessionConfig = {
   keepaliveIntervalMillis: 30_000,
   keepaliveTimeoutMillis: 10_000,
   maxWindow: 4 * 1024 * 1024,
+  windowAutoTune: 0,
   maxFrameSize: DEFAULT_MAX_FRAME,
   maxSessionBuffer: 64 * 1024 * 1024,
   writeBufferSize: 256 * 1024,
@@ -84,6 +91,7 @@ const rules: { readonly [K in keyof SessionConfig]: Rule } = {
   keepaliveIntervalMillis: { min: 0, max: DAY, unit: "ms" },
   keepaliveTimeoutMillis: { min: 1, max: DAY, unit: "ms" },
   maxWindow: { min: INITIAL_WINDOW, max: MAX_UINT32, unit: "bytes" },
+  windowAutoTune: { min: 0, max: 1, unit: "(0 off, 1 on)" },
   maxFrameSize: { min: 1024, max: 16 * 1024 * 1024, unit: "bytes" },
   maxSessionBuffer: { min: INITIAL_WINDOW, max: Number.MAX_SAFE_INTEGER, unit: "bytes" },
   writeBufferSize: { min: 1, max: MAX_UINT32, unit: "bytes" },

@@ -201,6 +201,15 @@ class SessionCore implements StreamHost {
     this.onEvent?.({ _tag: "StreamClosed", streamId: stream.id, reset: stream.state === "Reset" })
   }
 
+  /** The window advertised with SYN/ACK: all of `maxWindow`, or 256 KiB when auto-tuning. */
+  get windowAtOpen(): number {
+    return this.config.windowAutoTune === 1 ? INITIAL_WINDOW : this.config.maxWindow
+  }
+
+  canGrowWindow(): boolean {
+    return this.bufferedBytes < this.config.maxSessionBuffer >>> 1
+  }
+
   consumed(bytes: number): void {
     // A dead session counts nothing (its total was zeroed; a released stream may still be read).
     if (this.fault !== undefined) return
@@ -352,12 +361,12 @@ class SessionCore implements StreamHost {
     const id = this.nextId
     if (id > MAX_STREAM_ID) return muxError(new StreamsExhausted())
     this.nextId += 2
-    const s = new MuxStream(this, id, true, "SynSent", this.config.maxWindow, INITIAL_WINDOW)
+    const s = new MuxStream(this, id, true, "SynSent", this.windowAtOpen, INITIAL_WINDOW)
     this.streams.set(id, s)
     this.unacked++
     s.deadline = this.clock.currentTimeMillisUnsafe() + this.config.openTimeoutMillis
     this.openTimers.add(s)
-    this.control(FrameType.WindowUpdate, Flags.SYN, id, this.config.maxWindow - INITIAL_WINDOW)
+    this.control(FrameType.WindowUpdate, Flags.SYN, id, this.windowAtOpen - INITIAL_WINDOW)
     this.onEvent?.({ _tag: "StreamOpened", streamId: id, local: true })
     return s
   }
@@ -367,8 +376,9 @@ class SessionCore implements StreamHost {
       const s = this.acceptQueue.shift()!
       if (s.state === "Reset") continue
       s.apply("SendAck")
-      const delta = this.config.maxWindow - INITIAL_WINDOW
+      const delta = this.windowAtOpen - INITIAL_WINDOW
       s.recvWindow += delta
+      s.windowSize = this.windowAtOpen
       this.control(FrameType.WindowUpdate, Flags.ACK, s.id, delta)
       return s
     }

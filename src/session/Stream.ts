@@ -35,6 +35,8 @@ export interface StreamHost {
   closing(stream: MuxStream): void
   /** `bytes` left a receive buffer (session-wide accounting). */
   consumed(bytes: number): void
+  /** Whether window auto-tuning may grow a stream's receive window now (session memory headroom). */
+  canGrowWindow(): boolean
   /** The reason the session died, once it has. */
   failure(): MuxError | undefined
 }
@@ -58,6 +60,11 @@ export class MuxStream implements Transport<MuxError> {
 
   /** @internal credit the peer still has for sending to us */
   recvWindow: number
+  /**
+   * @internal the receive window this stream aims for: `maxWindow`, or with auto-tuning a size that
+   * starts at 256 KiB and doubles (up to `maxWindow`) each time its reader consumes half of it
+   */
+  windowSize: number
   /** @internal consumed bytes not yet returned as credit */
   private pendingCredit = 0
   /** @internal */
@@ -109,6 +116,7 @@ export class MuxStream implements Transport<MuxError> {
     this.state = state
     this.acked = !local
     this.recvWindow = recvWindow
+    this.windowSize = recvWindow
     this.sendWindow = sendWindow
     this.remoteAddress = `stream ${id}`
   }
@@ -223,9 +231,18 @@ export class MuxStream implements Transport<MuxError> {
     // Counted out here even after a clean close (release does not touch buffers): one exit per byte.
     this.host.consumed(n)
     this.pendingCredit += n
-    if (this.pendingCredit >= this.host.config.maxWindow >>> 1 && canReceive(this.state)) {
-      this.host.control(FrameType.WindowUpdate, 0, this.id, this.pendingCredit)
-      this.recvWindow += this.pendingCredit
+    if (this.pendingCredit >= this.windowSize >>> 1 && canReceive(this.state)) {
+      // Auto-tuning: a reader that keeps up earns a larger window; one that stalls never grows past
+      // where it stalled, so stalled streams pin little memory and cannot fill the session buffer.
+      let growth = 0
+      const max = this.host.config.maxWindow
+      if (this.host.config.windowAutoTune === 1 && this.windowSize < max && this.host.canGrowWindow()) {
+        growth = Math.min(this.windowSize, max - this.windowSize)
+        this.windowSize += growth
+      }
+      const credit = this.pendingCredit + growth
+      this.host.control(FrameType.WindowUpdate, 0, this.id, credit)
+      this.recvWindow += credit
       this.pendingCredit = 0
     }
   }
@@ -251,7 +268,7 @@ export class MuxStream implements Transport<MuxError> {
   }
 
   private consumeDiscarded(): void {
-    if (this.pendingCredit >= this.host.config.maxWindow >>> 1 && canReceive(this.state)) {
+    if (this.pendingCredit >= this.windowSize >>> 1 && canReceive(this.state)) {
       this.host.control(FrameType.WindowUpdate, 0, this.id, this.pendingCredit)
       this.recvWindow += this.pendingCredit
       this.pendingCredit = 0

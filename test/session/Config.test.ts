@@ -28,6 +28,7 @@ const bounds: { readonly [K in keyof SessionConfig]: readonly [min: number, max:
   keepaliveIntervalMillis: [0, DAY],
   keepaliveTimeoutMillis: [1, DAY],
   maxWindow: [256 * KiB, MAX_UINT32],
+  windowAutoTune: [0, 1],
   maxFrameSize: [1 * KiB, 16 * MiB],
   maxSessionBuffer: [256 * KiB, Number.MAX_SAFE_INTEGER],
   writeBufferSize: [1, MAX_UINT32],

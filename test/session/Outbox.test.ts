@@ -43,6 +43,9 @@ class FakeHost implements StreamHost {
     this.closingIds.push(stream.id)
   }
   consumed(): void {}
+  canGrowWindow(): boolean {
+    return false
+  }
   failure() {
     return undefined
   }
