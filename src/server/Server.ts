@@ -32,12 +32,12 @@ export const forward =
   (target: Tcp.TcpAddress): Handler =>
   (stream) =>
     Effect.scoped(
-      Effect.gen(function* () {
-        const backend = yield* Tcp.connect(target).pipe(
+      Effect.flatMap(
+        Tcp.connect(target).pipe(
           Effect.tapError((error) => Effect.logWarning(`stream ${stream.id}: backend dial failed: ${error.message}`))
-        )
-        yield* splice(stream, backend)
-      })
+        ),
+        (backend) => splice(stream, backend)
+      )
     )
 
 /** Options of {@link make}. */

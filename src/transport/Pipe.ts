@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Fiber } from "effect"
+import { Effect, type Exit, Fiber } from "effect"
 import { concat } from "./Bytes.ts"
 import type { Transport } from "./Transport.ts"
 
@@ -49,25 +49,23 @@ export const splice = <E1, E2>(
   b: Transport<E2>,
   stats: SpliceStats = { aToB: 0, bToA: 0 }
 ): Effect.Effect<void, E1 | E2> =>
-  Effect.uninterruptibleMask((restore) =>
-    Effect.gen(function* () {
-      const resetBoth = Effect.andThen(a.reset, b.reset)
-      // A failure of the forked direction resets both sides at once, which ends the other direction.
-      const back = yield* Effect.forkChild(restore(pump(b, a, stats, "bToA")).pipe(Effect.onError(() => resetBoth)))
-      const forward = yield* Effect.exit(restore(pump(a, b, stats, "aToB")))
-      if (forward._tag === "Failure") {
-        yield* resetBoth
-        yield* Fiber.interrupt(back)
-        return yield* forward
-      }
-      const backward = yield* Effect.exit(restore(Fiber.join(back)))
-      if (backward._tag === "Failure") {
-        yield* resetBoth
-        yield* Fiber.interrupt(back)
-      }
-      return yield* backward
+  // Plain combinators rather than a generator: an idle proxied connection is parked here.
+  Effect.uninterruptibleMask((restore) => {
+    const resetBoth = Effect.andThen(a.reset, b.reset)
+    // A failure of the forked direction resets both sides at once, which ends the other direction.
+    const backward = Effect.forkChild(restore(pump(b, a, stats, "bToA")).pipe(Effect.onError(() => resetBoth)))
+    return Effect.flatMap(backward, (back) => {
+      const failWith = <E>(exit: Exit.Exit<void, E>) =>
+        Effect.andThen(Effect.andThen(resetBoth, Fiber.interrupt(back)), exit)
+      return Effect.flatMap(Effect.exit(restore(pump(a, b, stats, "aToB"))), (forward) =>
+        forward._tag === "Failure"
+          ? failWith(forward)
+          : Effect.flatMap(Effect.exit(restore(Fiber.join(back))), (done) =>
+              done._tag === "Failure" ? failWith(done) : Effect.void
+            )
+      )
     })
-  )
+  })
 
 /** Reads until EOF and returns every byte in one array (for tests and small request handlers). */
 export const readAll = <E>(from: Pick<Transport<E>, "read">): Effect.Effect<Uint8Array, E> =>
