@@ -24,6 +24,8 @@ export interface ClientOptions {
   readonly dial?: Effect.Effect<Transport, TransportError, Scope.Scope>
   readonly session?: Partial<SessionConfig>
   readonly retry?: Link.RetryOptions
+  /** The first stream id of each session; a seam for testing id exhaustion. */
+  readonly firstStreamId?: number
   /** How long `open` waits for a link (default 10 s). */
   readonly linkWaitMillis?: number
 }
@@ -53,10 +55,22 @@ export const make = Effect.fnUntraced(function* (options: ClientOptions = {}) {
     dial: options.dial ?? Tcp.connect(upstream),
     upstream: formatAddress(upstream),
     ...(options.session === undefined ? {} : { session: options.session }),
-    ...(options.retry === undefined ? {} : { retry: options.retry })
+    ...(options.retry === undefined ? {} : { retry: options.retry }),
+    ...(options.firstStreamId === undefined ? {} : { firstStreamId: options.firstStreamId })
   })
-  const openUnscoped = Effect.flatMap(link.session(linkWaitMillis), (session) =>
+  const attempt = Effect.flatMap(link.session(linkWaitMillis), (session) =>
     Effect.mapError(session.openUnscoped, (cause) => new ProxyError({ reason: new OpenFailed({ cause }) }))
+  )
+  // An open refused by a session that is retiring in good order (the server's GO_AWAY, stream ids
+  // exhausted) is tried once more: `link.session` then waits for the session that replaces it. A
+  // lost link is not retried here: its clients are reset promptly.
+  const openUnscoped = attempt.pipe(
+    Effect.catchIf(
+      (error) =>
+        error.reason._tag === "OpenFailed" &&
+        (error.reason.cause.reason._tag === "RemoteGoAway" || error.reason.cause.reason._tag === "StreamsExhausted"),
+      () => attempt
+    )
   )
   const service: ClientService = { open: Effect.flatMap(openUnscoped, scopedStream), openUnscoped, link }
   return service

@@ -39,6 +39,8 @@ export interface LinkOptions {
   readonly upstream: string
   readonly session?: Partial<SessionConfig>
   readonly retry?: RetryOptions
+  /** The first stream id of each session (default 1); a seam for testing id exhaustion. */
+  readonly firstStreamId?: number
 }
 
 /** The supervised link. */
@@ -100,14 +102,16 @@ export const make = Effect.fnUntraced(function* (options: LinkOptions) {
     const generationScope = yield* Scope.make()
     generations.add(generationScope)
     const transport = yield* dialWithRetry(generationScope)
-    const goAway = Deferred.makeUnsafe<void>()
+    const goAway = Deferred.makeUnsafe<string>()
     const peer = transport.remoteAddress
     const publishSessionEvent = Events.forSession(events, "proxy", peer)
     const session = yield* Session.make(transport, {
       client: true,
       ...(options.session === undefined ? {} : { config: options.session }),
+      ...(options.firstStreamId === undefined ? {} : { firstStreamId: options.firstStreamId }),
       onEvent: (event) => {
-        if (event._tag === "GoAwayReceived") Deferred.doneUnsafe(goAway, Exit.void)
+        if (event._tag === "GoAwayReceived") Deferred.doneUnsafe(goAway, Exit.succeed("the server sent GO_AWAY"))
+        else if (event._tag === "StreamsExhausted") Deferred.doneUnsafe(goAway, Exit.succeed("stream ids exhausted"))
         else publishSessionEvent(event)
       }
     }).pipe(Scope.provide(generationScope))
@@ -120,7 +124,7 @@ export const make = Effect.fnUntraced(function* (options: LinkOptions) {
     const startedAt = yield* Clock.currentTimeMillis
     const reason = yield* Effect.raceFirst(
       Effect.map(session.await, (error) => error.message),
-      Effect.as(Deferred.await(goAway), "the server sent GO_AWAY")
+      Deferred.await(goAway)
     )
     current = undefined
     lastError = reason

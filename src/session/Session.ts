@@ -45,6 +45,8 @@ export type SessionEvent =
   | { readonly _tag: "StreamOpened"; readonly streamId: number; readonly local: boolean }
   | { readonly _tag: "StreamClosed"; readonly streamId: number; readonly reset: boolean }
   | { readonly _tag: "GoAwayReceived"; readonly code: number }
+  /** Every stream id has been used: the session sent GO_AWAY(0) and takes no new opens. */
+  | { readonly _tag: "StreamsExhausted" }
   | { readonly _tag: "LimitReached"; readonly limit: SessionLimit; readonly streamId: number }
   | { readonly _tag: "SessionClosed"; readonly error: MuxError }
 
@@ -56,6 +58,8 @@ export interface SessionOptions {
   readonly config?: Partial<SessionConfig>
   /** Receives lifecycle events synchronously; must not throw or block. */
   readonly onEvent?: (event: SessionEvent) => void
+  /** The first stream id this side opens (default 1 or 2); a seam for testing id exhaustion. */
+  readonly firstStreamId?: number
 }
 
 /** A limit whose reach has a defined outcome (see {@link SessionCounters}). */
@@ -167,7 +171,7 @@ class SessionCore implements StreamHost {
     this.client = options.client
     this.onEvent = options.onEvent
     this.clock = clock
-    this.nextId = options.client ? 1 : 2
+    this.nextId = options.firstStreamId ?? (options.client ? 1 : 2)
     this.outbox = new Outbox(config.maxFrameSize, config.maxBatchBytes, transport.eventLoopDriven === true)
     this.decoder = new Decoder({ validate: (h) => this.validate(h) })
     this.lastReceived = clock.currentTimeMillisUnsafe()
@@ -359,7 +363,15 @@ class SessionCore implements StreamHost {
     if (this.goAwaySent) return muxError(new SessionClosed({ message: "the session is closing" }))
     if (this.unacked >= this.config.maxUnackedOpens || this.streams.size >= this.config.maxStreams) return undefined
     const id = this.nextId
-    if (id > MAX_STREAM_ID) return muxError(new StreamsExhausted())
+    if (id > MAX_STREAM_ID) {
+      // Never reuse an id: close the session for new streams (its open ones drain) so that the owner
+      // moves to a new session; this and later opens fail with a retryable StreamsExhausted.
+      if (!this.goAwaySent) {
+        this.sendGoAway()
+        this.onEvent?.({ _tag: "StreamsExhausted" })
+      }
+      return muxError(new StreamsExhausted())
+    }
     this.nextId += 2
     const s = new MuxStream(this, id, true, "SynSent", this.windowAtOpen, INITIAL_WINDOW)
     this.streams.set(id, s)

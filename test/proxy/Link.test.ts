@@ -1,7 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
+import { MAX_STREAM_ID } from "../../src/protocol/Constants.ts"
+import * as Client from "../../src/proxy/Client.ts"
 import * as Link from "../../src/proxy/Link.ts"
+import * as Session from "../../src/session/Session.ts"
 import { makePair } from "../../src/transport/Memory.ts"
 import { TransportError } from "../../src/transport/Transport.ts"
 
@@ -45,5 +48,39 @@ describe("the supervised link", () => {
       assert.include(error.message, "ECONNREFUSED")
       assert.strictEqual(link.generation(), 0)
     }).pipe(Effect.scoped)
+  )
+})
+
+describe("stream id exhaustion", () => {
+  it.live("the session sends GO_AWAY(0) and the link moves to a new session; opens carry on", () =>
+    Effect.gen(function* () {
+      const servers: Array<Session.Session> = []
+      const dial = Effect.gen(function* () {
+        const pair = yield* makePair()
+        const server = yield* Session.make(pair.b, {
+          client: false,
+          config: { keepaliveIntervalMillis: 0, drainTimeoutMillis: 0 }
+        }).pipe(Effect.orDie)
+        servers.push(server)
+        return pair.a
+      })
+      // The last odd id of the 32-bit space: one open fits, the next exhausts the session.
+      const client = yield* Client.make({
+        dial,
+        session: { keepaliveIntervalMillis: 0, drainTimeoutMillis: 0 },
+        firstStreamId: MAX_STREAM_ID
+      })
+      const first = yield* client.openUnscoped
+      assert.strictEqual(first.id, MAX_STREAM_ID)
+      // Exhausted: GO_AWAY(0) on the old session, a new session dialled, the open retried there.
+      const second = yield* client.openUnscoped
+      assert.strictEqual(second.id, MAX_STREAM_ID, "the first id of the new session")
+      assert.strictEqual(client.link.generation(), 2)
+      assert.isFalse(servers[0]!.isOpen(), "the old session's peer got GO_AWAY")
+      // The stream opened before exhaustion still works.
+      yield* first.write([new TextEncoder().encode("still here")])
+      const accepted = yield* servers[0]!.acceptUnscoped
+      assert.strictEqual(new TextDecoder().decode((yield* accepted.read)!), "still here")
+    }).pipe(Effect.scoped, Effect.timeout(10_000))
   )
 })
