@@ -590,23 +590,19 @@ export const make = Effect.fnUntraced(function* (
     }
   })
 
-  const openUnscoped: Effect.Effect<MuxStream, MuxError> = Effect.suspend(function loop(): Effect.Effect<
-    MuxStream,
-    MuxError
-  > {
-    const result = core.tryOpen()
-    if (result === undefined) return Effect.flatMap(core.openSignal.wait, loop)
-    return result instanceof MuxStream ? Effect.succeed(result) : Effect.fail(result)
-  })
+  /** Retries `attempt` each time `signal` fires until it gives a stream or an error. */
+  const waitForStream = (
+    attempt: () => MuxStream | MuxError | undefined,
+    signal: Signal
+  ): Effect.Effect<MuxStream, MuxError> =>
+    Effect.suspend(function loop(): Effect.Effect<MuxStream, MuxError> {
+      const result = attempt()
+      if (result === undefined) return Effect.flatMap(signal.wait, loop)
+      return result instanceof MuxStream ? Effect.succeed(result) : Effect.fail(result)
+    })
 
-  const acceptUnscoped: Effect.Effect<MuxStream, MuxError> = Effect.suspend(function loop(): Effect.Effect<
-    MuxStream,
-    MuxError
-  > {
-    const result = core.tryAccept()
-    if (result === undefined) return Effect.flatMap(core.acceptSignal.wait, loop)
-    return result instanceof MuxStream ? Effect.succeed(result) : Effect.fail(result)
-  })
+  const openUnscoped = waitForStream(() => core.tryOpen(), core.openSignal)
+  const acceptUnscoped = waitForStream(() => core.tryAccept(), core.acceptSignal)
 
   const awaitDrained: Effect.Effect<void> = Effect.suspend(function loop(): Effect.Effect<void> {
     if (core.streams.size === 0 || core.fault !== undefined) return Effect.void
