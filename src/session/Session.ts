@@ -430,8 +430,8 @@ class SessionCore implements StreamHost {
     this.closeTimers.clear()
     this.unacked = 0
     this.pings.clear()
+    // `consumed` ignores a dead session, so the streams' dropped bytes need no accounting here.
     for (const s of streams) s.failWith(error)
-    // After failWith, which counts each stream's dropped bytes out (zeroing first went negative).
     this.bufferedBytes = 0
     defer(() => {
       for (const p of pings) Deferred.doneUnsafe(p.done, Exit.fail(error))
@@ -479,7 +479,8 @@ class SessionCore implements StreamHost {
     }
   }
 
-  get readPaused(): boolean {
+  /** Whether the read loop must stop reading the link; counts a `maxSessionBuffer` hit once per pause. */
+  shouldPauseReads(): boolean {
     if (this.bufferedBytes > this.config.maxSessionBuffer) {
       if (!this.bufferFull) {
         this.bufferFull = true
@@ -524,7 +525,7 @@ export const make = Effect.fnUntraced(function* (
 
   const readLoop = Effect.gen(function* () {
     while (core.fault === undefined) {
-      if (core.readPaused) {
+      if (core.shouldPauseReads()) {
         yield* core.readGate.wait
         continue
       }
@@ -548,7 +549,7 @@ export const make = Effect.fnUntraced(function* (
         continue
       }
       const batch = core.outbox.takeBatch()
-      if (!core.readPaused) core.readGate.notify()
+      if (!core.shouldPauseReads()) core.readGate.notify()
       if (batch.length > 0) yield* transport.write(batch)
     }
   }).pipe(

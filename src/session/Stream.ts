@@ -231,20 +231,26 @@ export class MuxStream implements Transport<MuxError> {
     // Counted out here even after a clean close (release does not touch buffers): one exit per byte.
     this.host.consumed(n)
     this.pendingCredit += n
-    if (this.pendingCredit >= this.windowSize >>> 1 && canReceive(this.state)) {
-      // Auto-tuning: a reader that keeps up earns a larger window; one that stalls never grows past
-      // where it stalled, so stalled streams pin little memory and cannot fill the session buffer.
-      let growth = 0
-      const max = this.host.config.maxWindow
-      if (this.host.config.windowAutoTune === 1 && this.windowSize < max && this.host.canGrowWindow()) {
-        growth = Math.min(this.windowSize, max - this.windowSize)
-        this.windowSize += growth
-      }
-      const credit = this.pendingCredit + growth
-      this.host.control(FrameType.WindowUpdate, 0, this.id, credit)
-      this.recvWindow += credit
-      this.pendingCredit = 0
+    this.returnCredit(true)
+  }
+
+  /**
+   * Returns the consumed bytes as credit once they reach half the window. With auto-tuning (and
+   * `grow`, i.e. a real reader) the window also doubles: a reader that keeps up earns a larger one;
+   * one that stalls never grows past where it stalled, so stalled streams pin little memory.
+   */
+  private returnCredit(grow: boolean): void {
+    if (this.pendingCredit < this.windowSize >>> 1 || !canReceive(this.state)) return
+    let growth = 0
+    const max = this.host.config.maxWindow
+    if (grow && this.host.config.windowAutoTune === 1 && this.windowSize < max && this.host.canGrowWindow()) {
+      growth = Math.min(this.windowSize, max - this.windowSize)
+      this.windowSize += growth
     }
+    const credit = this.pendingCredit + growth
+    this.host.control(FrameType.WindowUpdate, 0, this.id, credit)
+    this.recvWindow += credit
+    this.pendingCredit = 0
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -258,21 +264,13 @@ export class MuxStream implements Transport<MuxError> {
     this.recvWindow -= payload.length
     if (this.readerGone) {
       this.pendingCredit += payload.length
-      this.consumeDiscarded()
+      this.returnCredit(false)
       return
     }
     if (this.recvQueue === EMPTY) this.recvQueue = []
     this.recvQueue.push(payload)
     this.recvBuffered += payload.length
     this.readSignal?.notify()
-  }
-
-  private consumeDiscarded(): void {
-    if (this.pendingCredit >= this.windowSize >>> 1 && canReceive(this.state)) {
-      this.host.control(FrameType.WindowUpdate, 0, this.id, this.pendingCredit)
-      this.recvWindow += this.pendingCredit
-      this.pendingCredit = 0
-    }
   }
 
   /** @internal The peer granted `delta` more bytes; returns false if the window would overflow. */
@@ -382,7 +380,7 @@ export class MuxStream implements Transport<MuxError> {
       this.recvBuffered = 0
       this.host.consumed(n)
       this.pendingCredit += n
-      this.consumeDiscarded()
+      this.returnCredit(false)
     }
   }
 }
