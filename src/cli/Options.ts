@@ -36,6 +36,7 @@ import {
   validateSessionConfig
 } from "../session/Config.ts"
 import type { TcpAddress } from "../transport/Tcp.ts"
+import * as Tcp from "../transport/Tcp.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Configs
@@ -148,8 +149,7 @@ export const envName = (flag: string): string => `PLAIT_${flag.slice(2).toUpperC
 const quote = (text: string): string => JSON.stringify(text)
 
 /** Formats an address as `host:port` (IPv6 in brackets). */
-export const formatAddress = (address: TcpAddress): string =>
-  address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
+export const formatAddress = Tcp.formatAddress
 
 /** `HOST:PORT`; `minPort` 0 lets a listener pick a free port. */
 export const address =

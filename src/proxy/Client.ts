@@ -43,17 +43,13 @@ export interface ClientService {
 /** Default server address. */
 export const DEFAULT_UPSTREAM: Tcp.TcpAddress = { host: "127.0.0.1", port: 7001 }
 
-/** Formats an address as `host:port` (IPv6 in brackets). */
-export const formatAddress = (address: Tcp.TcpAddress): string =>
-  address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
-
 /** Starts the link; streams can be opened as long as the scope lives. */
 export const make = Effect.fnUntraced(function* (options: ClientOptions = {}) {
   const upstream = options.upstream ?? DEFAULT_UPSTREAM
   const linkWaitMillis = options.linkWaitMillis ?? 10_000
   const link = yield* Link.make({
     dial: options.dial ?? Tcp.connect(upstream),
-    upstream: formatAddress(upstream),
+    upstream: Tcp.formatAddress(upstream),
     ...(options.session === undefined ? {} : { session: options.session }),
     ...(options.retry === undefined ? {} : { retry: options.retry }),
     ...(options.firstStreamId === undefined ? {} : { firstStreamId: options.firstStreamId })

@@ -53,11 +53,16 @@ export interface Link {
   readonly generation: () => number
 }
 
+/** Default first backoff delay. */
+const DEFAULT_INITIAL_MILLIS = 100
+/** Default largest backoff delay before jitter. */
+const DEFAULT_MAX_MILLIS = 5_000
+
 /** The dial schedule: capped exponential backoff with jitter, forever unless bounded. */
 export const retrySchedule = (options: RetryOptions = {}): Schedule.Schedule<unknown, unknown> => {
   const base = Schedule.min([
-    Schedule.exponential(options.initialMillis ?? 100),
-    Schedule.spaced(options.maxMillis ?? 5_000)
+    Schedule.exponential(options.initialMillis ?? DEFAULT_INITIAL_MILLIS),
+    Schedule.spaced(options.maxMillis ?? DEFAULT_MAX_MILLIS)
   ]).pipe(Schedule.jittered)
   return options.maxAttempts === undefined ? base : base.pipe(Schedule.upTo({ times: options.maxAttempts - 1 }))
 }
@@ -65,10 +70,14 @@ export const retrySchedule = (options: RetryOptions = {}): Schedule.Schedule<unk
 /** A session that lived at least this long resets the quick-death backoff. */
 const HEALTHY_MILLIS = 5_000
 
-/** The delay before redialling after the `n`-th session in a row that died quickly (jittered). */
+/**
+ * The delay before redialling after the `n`-th session in a row that died quickly: the same
+ * policy as {@link retrySchedule} (a dial that "succeeded" but was refused straight after counts as
+ * a failed attempt), computed here because it spans generations rather than one retried effect.
+ */
 const backoffMillis = (retry: RetryOptions | undefined, n: number): number => {
-  const initial = retry?.initialMillis ?? 100
-  const max = retry?.maxMillis ?? 5_000
+  const initial = retry?.initialMillis ?? DEFAULT_INITIAL_MILLIS
+  const max = retry?.maxMillis ?? DEFAULT_MAX_MILLIS
   const base = Math.min(initial * 2 ** Math.min(n - 1, 30), max)
   return Math.round(base * (0.5 + Math.random() * 0.5))
 }

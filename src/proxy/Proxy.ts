@@ -70,7 +70,7 @@ export const DEFAULT_LISTEN: Tcp.TcpAddress = { host: "127.0.0.1", port: 7000 }
 export const DEFAULT_UPSTREAM: Tcp.TcpAddress = Client.DEFAULT_UPSTREAM
 
 /** Formats an address as `host:port` (IPv6 in brackets). */
-export const formatAddress = Client.formatAddress
+export const formatAddress = Tcp.formatAddress
 
 /** Starts a proxy that lives as long as the scope. */
 export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {

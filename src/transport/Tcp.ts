@@ -70,10 +70,12 @@ export const DEFAULT_CLOSE_GRACE_MS = 2000
 
 type Resume<A> = (effect: Effect.Effect<A, TransportError>) => void
 
-const formatAddress = (address: string | undefined, port: number | undefined): string => {
-  if (address === undefined) return "unknown"
-  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`
-}
+/** `host:port` for logs, IPv6 in brackets; `unknown` when the socket no longer knows its peer. */
+export const formatHostPort = (host: string | undefined, port: number | undefined): string =>
+  host === undefined ? "unknown" : host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
+
+/** Formats an address as `host:port` (IPv6 in brackets). */
+export const formatAddress = (address: TcpAddress): string => formatHostPort(address.host, address.port)
 
 const describeCause = (cause: unknown): string => {
   if (cause instanceof Error) {
@@ -150,7 +152,7 @@ class TcpTransport implements Transport {
     this.socket = socket
     this.highWaterMark = highWaterMark
     this.closeGraceMs = closeGraceMs
-    this.remoteAddress = formatAddress(socket.remoteAddress, socket.remotePort)
+    this.remoteAddress = formatHostPort(socket.remoteAddress, socket.remotePort)
     ;(socket as SocketWithTransport)[kTransport] = this
     socket.pause()
     socket.on("data", onSocketData)
@@ -466,7 +468,7 @@ export const bindServer = (
         Effect.fail(
           new TransportError({
             operation: "listen",
-            message: `cannot listen on ${formatAddress(address.host, address.port)}: ${describeCause(cause)}`,
+            message: `cannot listen on ${formatAddress(address)}: ${describeCause(cause)}`,
             cause
           })
         )

@@ -125,9 +125,6 @@ const toBuffer = (pem: Pem): string | Buffer => (typeof pem === "string" ? pem :
 const toBuffers = (pem: Pem | ReadonlyArray<Pem>): Array<string | Buffer> =>
   typeof pem === "string" || pem instanceof Uint8Array ? [toBuffer(pem)] : pem.map(toBuffer)
 
-const formatAddress = (host: string | undefined, port: number | undefined): string =>
-  host === undefined ? "unknown" : host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
-
 const codeOf = (cause: unknown): string | undefined => {
   const code = (cause as { code?: unknown } | undefined)?.code
   return typeof code === "string" ? code : undefined
@@ -211,9 +208,9 @@ const wrap = (socket: tls.TLSSocket, options: Tcp.TcpOptions): Transport => {
  * it through the wrapped raw socket.
  */
 const peerOf = (socket: tls.TLSSocket): string => {
-  if (socket.remoteAddress !== undefined) return formatAddress(socket.remoteAddress, socket.remotePort)
+  if (socket.remoteAddress !== undefined) return Tcp.formatHostPort(socket.remoteAddress, socket.remotePort)
   const parent = (socket as { _parent?: { remoteAddress?: string; remotePort?: number } })._parent
-  return formatAddress(parent?.remoteAddress, parent?.remotePort)
+  return Tcp.formatHostPort(parent?.remoteAddress, parent?.remotePort)
 }
 
 /**
@@ -229,7 +226,7 @@ export const connect = (
 
 const dialTls = (address: Tcp.TcpAddress, options: TlsConnectOptions): Effect.Effect<Transport, TransportError> =>
   Effect.suspend(() => {
-    const where = formatAddress(address.host, address.port)
+    const where = Tcp.formatAddress(address)
     const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS
     let tcpConnected = false
     const dial = Effect.callback<Transport, TransportError>((resume) => {
@@ -326,7 +323,7 @@ export const listen = (
   options: TlsListenOptions
 ): Effect.Effect<TlsServer, TransportError, Scope.Scope> =>
   Effect.gen(function* () {
-    const where = formatAddress(address.host, address.port)
+    const where = Tcp.formatAddress(address)
     const handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS
     const maxPending = options.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES
     const queue = yield* Queue.unbounded<Transport, TransportError>()
@@ -373,7 +370,7 @@ export const listen = (
     }
 
     server.on("connection", (raw: net.Socket) => {
-      const peer = formatAddress(raw.remoteAddress, raw.remotePort)
+      const peer = Tcp.formatHostPort(raw.remoteAddress, raw.remotePort)
       if (closed || pending.size >= maxPending) {
         if (!closed) recordFailure(undefined, peer, `more than ${maxPending} handshakes in flight; dropped`)
         raw.on("error", ignoreError)
