@@ -21,6 +21,7 @@ import { data, encodeFrame, type Frame, goAway, ping, windowUpdate } from "../..
 import type { SessionConfig } from "../../src/session/Config.ts"
 import type { MuxError } from "../../src/session/MuxError.ts"
 import type { MuxStream } from "../../src/session/Stream.ts"
+import { rng } from "../transport/helpers.ts"
 import * as RawPeerModule from "./rawPeer.ts"
 import { describeFrame, header, type RawPeer } from "./rawPeer.ts"
 
@@ -33,19 +34,6 @@ const bytes = (n: number, seed: number): Uint8Array => {
   const out = new Uint8Array(n)
   for (let i = 0; i < n; i++) out[i] = (i * 31 + seed * 7) & 0xff
   return out
-}
-
-/** A seeded xorshift32 so garbage reproduces. */
-const rng = (seed: number) => {
-  let state = seed >>> 0 || 0x9e3779b9
-  return (): number => {
-    state ^= state << 13
-    state >>>= 0
-    state ^= state >>> 17
-    state ^= state << 5
-    state >>>= 0
-    return state
-  }
 }
 
 /** 12 to 211 uniformly random bytes. */

@@ -110,18 +110,8 @@ export const payload = (n: number, seed: number): Uint8Array => {
   return out
 }
 
-/** A seeded PRNG returning integers in [0, 2^32). */
-export const rng = (seed: number) => {
-  let state = seed >>> 0 || 0x9e3779b9
-  return (): number => {
-    state ^= state << 13
-    state >>>= 0
-    state ^= state >>> 17
-    state ^= state << 5
-    state >>>= 0
-    return state
-  }
-}
+/** A seeded PRNG returning integers in [0, 2^32) (shared with the transport tests). */
+export { rng } from "../../transport/helpers.ts"
 
 /** Index of the first differing byte, or -1 when equal (lengths included). */
 export const firstDifference = (a: Uint8Array, b: Uint8Array): number => {
