@@ -16,10 +16,10 @@
 import { Effect, Exit, type Scope } from "effect"
 import { Flags, FrameType } from "../protocol/Constants.ts"
 import { readAll } from "../transport/Pipe.ts"
-import type { Transport } from "../transport/Transport.ts"
+import type { DirectListener, DirectPort, Transport } from "../transport/Transport.ts"
 import type { SessionConfig } from "./Config.ts"
 import { type MuxError, muxError, StreamClosed, StreamReset } from "./MuxError.ts"
-import { Signal } from "./Signal.ts"
+import { defer, Signal } from "./Signal.ts"
 import { canReceive, canWrite, isTerminal, type StreamState, transition } from "./StreamState.ts"
 
 /** What a stream needs from its session; implemented by the session core. */
@@ -43,8 +43,11 @@ export interface StreamHost {
 
 const EMPTY: Array<Uint8Array> = []
 
-/** A multiplexed stream. As a {@link Transport} it plugs into the same pumps as a socket. */
-export class MuxStream implements Transport<MuxError> {
+/**
+ * A multiplexed stream. As a {@link Transport} it plugs into the same pumps as a socket; as a
+ * {@link DirectPort} a splice moves its bytes from the session's core straight to a socket.
+ */
+export class MuxStream implements Transport<MuxError>, DirectPort<MuxError> {
   /** The yamux stream id. */
   readonly id: number
   /** Whether this side opened the stream. */
@@ -101,6 +104,11 @@ export class MuxStream implements Transport<MuxError> {
   private failure: MuxError | undefined = undefined
   private readSignal: Signal | undefined = undefined
   private writeSignal: Signal | undefined = undefined
+  private listener: DirectListener<MuxError> | undefined = undefined
+  private inputPaused = false
+  /** `send` was refused for want of room: tell the listener once the queue drains. */
+  private wantWritable = false
+  private endDelivered = false
 
   constructor(
     host: StreamHost,
@@ -138,19 +146,17 @@ export class MuxStream implements Transport<MuxError> {
     return Effect.suspend(() => {
       const refused = this.writeRefusal()
       if (refused !== undefined) return Effect.fail(refused)
-      let added = 0
-      for (let i = 0; i < chunks.length; i++) {
-        const chunk = chunks[i]!
-        if (chunk.length === 0) continue
-        if (this.outQueue === EMPTY) this.outQueue = []
-        this.outQueue.push(chunk)
-        added += chunk.length
-      }
-      if (added === 0) return Effect.void
-      this.outQueued += added
-      if (this.sendWindow > 0) this.host.ready(this)
+      for (let i = 0; i < chunks.length; i++) this.enqueue(chunks[i]!)
       return this.outQueued > this.host.config.writeBufferSize ? this.awaitDrained() : Effect.void
     })
+  }
+
+  private enqueue(chunk: Uint8Array): void {
+    if (chunk.length === 0) return
+    if (this.outQueue === EMPTY) this.outQueue = []
+    this.outQueue.push(chunk)
+    this.outQueued += chunk.length
+    if (this.sendWindow > 0) this.host.ready(this)
   }
 
   /** Sends FIN after the queued bytes: the peer reads EOF; we may still read. */
@@ -179,6 +185,83 @@ export class MuxStream implements Transport<MuxError> {
   /** Reads everything until the peer's FIN (for tests and small handlers). */
   get readAll(): Effect.Effect<Uint8Array, MuxError> {
     return readAll(this)
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // DirectPort: called from I/O callbacks and microtasks, never from inside a core step, except
+  // that input and events are delivered from the core (listeners must not re-enter it).
+  // ---------------------------------------------------------------------------------------------
+
+  /** This stream as a {@link DirectPort}, unless a fiber is reading it or a splice holds it. */
+  directPort(): DirectPort<MuxError> | undefined {
+    return this.listener === undefined && (this.readSignal === undefined || this.readSignal.size === 0)
+      ? this
+      : undefined
+  }
+
+  /** @internal */
+  attach(listener: DirectListener<MuxError>): void {
+    this.listener = listener
+    this.inputPaused = true
+  }
+
+  /** @internal */
+  detach(): void {
+    this.listener = undefined
+    this.inputPaused = false
+    this.wantWritable = false
+  }
+
+  /** @internal */
+  pauseInput(): void {
+    this.inputPaused = true
+  }
+
+  /** @internal */
+  resumeInput(): void {
+    this.inputPaused = false
+    this.deliver()
+  }
+
+  /** @internal */
+  send(chunk: Uint8Array): boolean {
+    const refused = this.writeRefusal()
+    if (refused !== undefined) {
+      this.listener?.failure(refused)
+      return true
+    }
+    this.enqueue(chunk)
+    if (this.outQueued <= this.host.config.writeBufferSize) return true
+    this.wantWritable = true
+    return false
+  }
+
+  /** @internal */
+  sendEnd(): void {
+    this.finish()
+  }
+
+  /** @internal */
+  abort(): void {
+    this.resetNow(false)
+  }
+
+  /** Hands buffered input, then the end or the failure, to the listener while it is not paused. */
+  private deliver(): void {
+    const listener = this.listener
+    if (listener === undefined) return
+    while (!this.inputPaused) {
+      const chunk = this.takeChunk()
+      if (chunk === undefined) break
+      listener.input(chunk)
+      if (this.listener !== listener) return
+    }
+    if (this.inputPaused || this.recvHead !== this.recvQueue.length) return
+    if (this.failure !== undefined) listener.failure(this.failure)
+    else if (!canReceive(this.state) && !this.endDelivered) {
+      this.endDelivered = true
+      listener.inputEnd()
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -267,9 +350,16 @@ export class MuxStream implements Transport<MuxError> {
       this.returnCredit(false)
       return
     }
+    this.recvBuffered += payload.length
+    const listener = this.listener
+    if (listener !== undefined && !this.inputPaused && this.recvHead === this.recvQueue.length) {
+      // Spliced and keeping up: straight through, credited at once, never queued.
+      this.consume(payload.length)
+      listener.input(payload)
+      return
+    }
     if (this.recvQueue === EMPTY) this.recvQueue = []
     this.recvQueue.push(payload)
-    this.recvBuffered += payload.length
     this.readSignal?.notify()
   }
 
@@ -295,7 +385,10 @@ export class MuxStream implements Transport<MuxError> {
       this.host.release(this)
       return "ok"
     }
-    if (event === "RecvFin") this.readSignal?.notify()
+    if (event === "RecvFin") {
+      this.readSignal?.notify()
+      if (this.listener !== undefined && !this.inputPaused) this.deliver()
+    }
     if (isTerminal(this.state)) this.host.release(this)
     return "ok"
   }
@@ -305,7 +398,15 @@ export class MuxStream implements Transport<MuxError> {
     this.activity++
     this.outQueued -= n
     this.sendWindow -= n
-    if (this.outQueued <= this.host.config.writeBufferSize) this.writeSignal?.notify()
+    if (this.outQueued <= this.host.config.writeBufferSize) {
+      this.writeSignal?.notify()
+      const listener = this.listener
+      if (this.wantWritable && listener !== undefined) {
+        this.wantWritable = false
+        // Deferred: the writer is mid-batch, and the listener resumes input that may enqueue here.
+        defer(() => listener.writable())
+      }
+    }
   }
 
   /** @internal The writer sent our FIN: now the state changes (and a closed stream is released). */
@@ -335,6 +436,7 @@ export class MuxStream implements Transport<MuxError> {
     this.finPending = false
     this.readSignal?.notify()
     this.writeSignal?.notify()
+    this.listener?.failure(error)
   }
 
   /** Half-closes the write side (idempotent; refused silently once reset). */

@@ -7,12 +7,17 @@
  * - EOF on one side becomes `closeWrite` (FIN) on the other; the opposite direction carries on.
  * - An error in either direction resets both sides (a proxied client learns that the end was not
  *   clean) and fails `splice` with that error.
+ * - When both transports offer a {@link DirectPort} (TCP sockets, multiplexed streams), `splice`
+ *   wires them with callbacks: a chunk goes from one side's input handler straight into the other
+ *   side's output, with no fiber and no allocation of its own; the fiber only waits for the end.
+ *   Its completion is resumed from a microtask, never from inside a port's callback (a session's core
+ *   may be mid-step there).
  *
  * @since 0.1.0
  */
 import { Effect, type Exit, Fiber } from "effect"
 import { concat } from "./Bytes.ts"
-import type { Transport } from "./Transport.ts"
+import type { DirectListener, DirectPort, Transport } from "./Transport.ts"
 
 /** Byte counts moved by {@link splice}, per direction. */
 export interface SpliceStats {
@@ -41,14 +46,135 @@ export const pump = <E1, E2>(
  * Pumps `a → b` and `b → a` until both directions reached EOF. On failure or interruption both
  * sides are reset. Pass `stats` to count the bytes moved.
  *
- * One direction runs in the calling fiber and only the other is forked: an idle proxied
- * connection costs two fibers (its actor and one pump), not three.
+ * Direct ports when both sides have them; otherwise one direction runs in the calling fiber and
+ * only the other is forked: an idle proxied connection costs two fibers, not three.
  */
 export const splice = <E1, E2>(
   a: Transport<E1>,
   b: Transport<E2>,
   stats: SpliceStats = { aToB: 0, bToA: 0 }
 ): Effect.Effect<void, E1 | E2> =>
+  Effect.suspend(() => {
+    const portA = a.directPort?.()
+    const portB = portA === undefined ? undefined : b.directPort?.()
+    return portA !== undefined && portB !== undefined ? spliceDirect(portA, portB, stats) : splicePumps(a, b, stats)
+  })
+
+/** One direction of a direct splice: listens on `from`, writes to `to`. A class, so no closures. */
+class SpliceSide<E> implements DirectListener<E> {
+  ended = false
+  readonly splice: DirectSplice<unknown, unknown>
+  readonly from: DirectPort<unknown>
+  readonly to: DirectPort<unknown>
+  readonly forward: boolean
+
+  constructor(
+    splice: DirectSplice<unknown, unknown>,
+    from: DirectPort<unknown>,
+    to: DirectPort<unknown>,
+    forward: boolean
+  ) {
+    this.splice = splice
+    this.from = from
+    this.to = to
+    this.forward = forward
+  }
+
+  input(chunk: Uint8Array): void {
+    const splice = this.splice
+    if (splice.done) return
+    if (this.forward) splice.stats.aToB += chunk.length
+    else splice.stats.bToA += chunk.length
+    if (!this.to.send(chunk)) this.from.pauseInput()
+  }
+
+  inputEnd(): void {
+    if (this.splice.done) return
+    this.ended = true
+    this.to.sendEnd()
+    this.splice.check()
+  }
+
+  /** `from`'s output drained: the side writing into it may produce again. */
+  writable(): void {
+    if (!this.splice.done) this.to.resumeInput()
+  }
+
+  failure(error: E): void {
+    this.splice.fail(error)
+  }
+}
+
+class DirectSplice<E1, E2> {
+  done = false
+  readonly a: DirectPort<E1>
+  readonly b: DirectPort<E2>
+  readonly stats: SpliceStats
+  readonly resume: (effect: Effect.Effect<void, E1 | E2>) => void
+  readonly sideA: SpliceSide<E1>
+  readonly sideB: SpliceSide<E2>
+
+  constructor(
+    a: DirectPort<E1>,
+    b: DirectPort<E2>,
+    stats: SpliceStats,
+    resume: (effect: Effect.Effect<void, E1 | E2>) => void
+  ) {
+    this.a = a
+    this.b = b
+    this.stats = stats
+    this.resume = resume
+    const self = this as DirectSplice<unknown, unknown>
+    this.sideA = new SpliceSide(self, a as DirectPort<unknown>, b as DirectPort<unknown>, true)
+    this.sideB = new SpliceSide(self, b as DirectPort<unknown>, a as DirectPort<unknown>, false)
+  }
+
+  start(): void {
+    this.a.attach(this.sideA)
+    this.b.attach(this.sideB)
+    this.a.resumeInput()
+    if (!this.done) this.b.resumeInput()
+  }
+
+  check(): void {
+    if (!this.sideA.ended || !this.sideB.ended || this.done) return
+    this.done = true
+    this.a.detach()
+    this.b.detach()
+    queueMicrotask(() => this.resume(Effect.void))
+  }
+
+  fail(error: E1 | E2): void {
+    if (this.done) return
+    this.done = true
+    this.a.detach()
+    this.b.detach()
+    // Reset from a microtask: the failure may be reported from inside a session's core step.
+    queueMicrotask(() => {
+      this.a.abort()
+      this.b.abort()
+      this.resume(Effect.fail(error))
+    })
+  }
+
+  interrupt(): void {
+    if (this.done) return
+    this.done = true
+    this.a.detach()
+    this.b.detach()
+    this.a.abort()
+    this.b.abort()
+  }
+}
+
+const spliceDirect = <E1, E2>(a: DirectPort<E1>, b: DirectPort<E2>, stats: SpliceStats): Effect.Effect<void, E1 | E2> =>
+  Effect.callback<void, E1 | E2>((resume) => {
+    const splice = new DirectSplice(a, b, stats, resume)
+    splice.start()
+    return Effect.sync(() => splice.interrupt())
+  })
+
+const splicePumps = <E1, E2>(a: Transport<E1>, b: Transport<E2>, stats: SpliceStats): Effect.Effect<void, E1 | E2> =>
   // Plain combinators rather than a generator: an idle proxied connection is parked here.
   Effect.uninterruptibleMask((restore) => {
     const resetBoth = Effect.andThen(a.reset, b.reset)

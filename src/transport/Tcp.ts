@@ -35,7 +35,7 @@ import * as net from "node:net"
 import { clearTimeout as clearNodeTimeout, setTimeout as setNodeTimeout } from "node:timers"
 import { Cause, Effect, Exit, FiberSet, Queue, type Scope } from "effect"
 import { concat } from "./Bytes.ts"
-import { type Transport, TransportError } from "./Transport.ts"
+import { type DirectListener, type DirectPort, type Transport, TransportError } from "./Transport.ts"
 
 /** Tuning for one TCP transport. */
 export interface TcpOptions {
@@ -123,14 +123,17 @@ function onSocketClose(this: SocketWithTransport) {
   this[kTransport]?.onClose()
 }
 function onSocketDrain(this: SocketWithTransport) {
-  this[kTransport]?.wakeWriters(Effect.void)
+  this[kTransport]?.onDrain()
 }
 function onGraceTimeout(socket: net.Socket) {
   socket.destroy()
 }
 
-/** A {@link Transport} over one socket; see the module invariants. */
-class TcpTransport implements Transport {
+/**
+ * A {@link Transport} over one socket; see the module invariants. It is its own {@link DirectPort}:
+ * while a listener is attached, `'data'` goes straight to it (no fiber, no buffering unless paused).
+ */
+class TcpTransport implements Transport, DirectPort<TransportError> {
   readonly remoteAddress: string
   readonly eventLoopDriven = true
   private readonly socket: net.Socket
@@ -147,6 +150,9 @@ class TcpTransport implements Transport {
   private readWaiter: Resume<Uint8Array | null> | undefined = undefined
   private writeWaiters: Array<Resume<void>> | undefined = undefined
   private graceTimer: ReturnType<typeof setNodeTimeout> | undefined = undefined
+  private listener: DirectListener<TransportError> | undefined = undefined
+  private inputPaused = false
+  private endDelivered = false
 
   constructor(socket: net.Socket, highWaterMark: number, closeGraceMs: number) {
     this.socket = socket
@@ -199,6 +205,10 @@ class TcpTransport implements Transport {
   /** @internal */
   onData(chunk: Uint8Array): void {
     if (this.shut) return
+    if (this.listener !== undefined && !this.inputPaused && this.buffered === 0) {
+      this.listener.input(chunk)
+      return
+    }
     if (this.readWaiter !== undefined && this.buffered === 0) {
       // Hand the chunk straight to the parked reader: no buffering, no copy.
       this.wakeReader(Effect.succeed(chunk))
@@ -213,19 +223,32 @@ class TcpTransport implements Transport {
   onEnd(): void {
     this.ended = true
     this.flowing = false
-    if (this.buffered === 0) this.wakeReader(ENDED)
+    if (this.buffered === 0) {
+      this.wakeReader(ENDED)
+      if (this.listener !== undefined && !this.inputPaused) this.deliverEnd(this.listener)
+    }
   }
 
-  private fail(message: string, cause?: unknown): void {
+  /** `hard`: an error, never a normal end; a close is normal once both directions have ended. */
+  private fail(message: string, cause: unknown, hard: boolean): void {
     this.readError ??= new TransportError({ operation: "read", message, cause })
     this.writeError ??= new TransportError({ operation: "write", message, cause })
     if (this.buffered === 0 && !this.ended) this.wakeReader(Effect.fail(this.readError))
     this.wakeWriters(Effect.fail(this.writeError))
+    if (this.listener !== undefined && (hard || !this.ended || !this.socket.writableEnded)) {
+      this.listener.failure(this.ended ? this.writeError : this.readError)
+    }
   }
 
   /** @internal */
   onError(cause: Error): void {
-    this.fail(`connection to ${this.remoteAddress} failed: ${describeCause(cause)}`, cause)
+    this.fail(`connection to ${this.remoteAddress} failed: ${describeCause(cause)}`, cause, true)
+  }
+
+  /** @internal */
+  onDrain(): void {
+    this.wakeWriters(Effect.void)
+    this.listener?.writable()
   }
 
   /** @internal */
@@ -234,7 +257,7 @@ class TcpTransport implements Transport {
       clearNodeTimeout(this.graceTimer)
       this.graceTimer = undefined
     }
-    this.fail(`connection to ${this.remoteAddress} closed`)
+    this.fail(`connection to ${this.remoteAddress} closed`, undefined, false)
   }
 
   private takeBuffered(): Uint8Array {
@@ -307,9 +330,7 @@ class TcpTransport implements Transport {
   }
 
   get closeWrite(): Effect.Effect<void> {
-    return Effect.sync(() => {
-      if (!this.socket.writableEnded && !this.socket.destroyed) this.socket.end()
-    })
+    return Effect.sync(() => this.sendEnd())
   }
 
   private shutDown(message: string): void {
@@ -320,6 +341,7 @@ class TcpTransport implements Transport {
     this.writeError ??= new TransportError({ operation: "write", message })
     this.wakeReader(Effect.fail(this.readError))
     this.wakeWriters(Effect.fail(this.writeError))
+    this.listener?.failure(this.readError)
   }
 
   get close(): Effect.Effect<void> {
@@ -339,25 +361,86 @@ class TcpTransport implements Transport {
   }
 
   get reset(): Effect.Effect<void> {
-    return Effect.sync(() => {
-      const socket = this.socket
-      if (socket.destroyed) {
-        if (!this.shut) this.shutDown(`connection to ${this.remoteAddress} reset locally`)
-        return
-      }
-      this.shutDown(`connection to ${this.remoteAddress} reset locally`)
-      if (this.graceTimer !== undefined) {
-        clearNodeTimeout(this.graceTimer)
-        this.graceTimer = undefined
-      }
-      try {
-        if (typeof socket.resetAndDestroy === "function") socket.resetAndDestroy()
-        else socket.destroy()
-      } catch {
-        // resetAndDestroy throws for non-TCP handles (TLS); a plain destroy still closes the socket.
-        socket.destroy()
-      }
-    })
+    return Effect.sync(() => this.abort())
+  }
+
+  // DirectPort ----------------------------------------------------------------------------------
+
+  directPort(): DirectPort<TransportError> | undefined {
+    return this.readWaiter === undefined && this.listener === undefined && !this.shut ? this : undefined
+  }
+
+  attach(listener: DirectListener<TransportError>): void {
+    this.listener = listener
+    this.inputPaused = true
+  }
+
+  detach(): void {
+    this.listener = undefined
+    this.inputPaused = false
+    this.pause()
+  }
+
+  pauseInput(): void {
+    this.inputPaused = true
+    this.pause()
+  }
+
+  resumeInput(): void {
+    const listener = this.listener
+    if (listener === undefined) return
+    this.inputPaused = false
+    if (this.buffered > 0) {
+      listener.input(this.takeBuffered())
+      if (this.inputPaused || this.listener !== listener) return
+    }
+    if (this.ended) this.deliverEnd(listener)
+    else if (this.readError !== undefined) listener.failure(this.readError)
+    else this.resumeSocket()
+  }
+
+  private deliverEnd(listener: DirectListener<TransportError>): void {
+    if (this.endDelivered) return
+    this.endDelivered = true
+    listener.inputEnd()
+  }
+
+  send(chunk: Uint8Array): boolean {
+    const socket = this.socket
+    if (this.writeError !== undefined || socket.writableEnded) {
+      this.listener?.failure(
+        this.writeError ?? new TransportError({ operation: "write", message: "write after closeWrite" })
+      )
+      return true
+    }
+    if (chunk.length === 0) return true
+    return socket.write(chunk)
+  }
+
+  sendEnd(): void {
+    if (!this.socket.writableEnded && !this.socket.destroyed) this.socket.end()
+  }
+
+  abort(): void {
+    const socket = this.socket
+    if (socket.destroyed) {
+      if (!this.shut) this.shutDown(`connection to ${this.remoteAddress} reset locally`)
+      return
+    }
+    this.shutDown(`connection to ${this.remoteAddress} reset locally`)
+    if (this.graceTimer !== undefined) {
+      clearNodeTimeout(this.graceTimer)
+      this.graceTimer = undefined
+    }
+    try {
+      // After `end()` libuv refuses the RST (`uv_tcp_close_reset` fails on a shutting handle) and
+      // Node then never closes the handle: the fd would leak. Our FIN is out; a plain close it is.
+      if (typeof socket.resetAndDestroy === "function" && !socket.writableEnded) socket.resetAndDestroy()
+      else socket.destroy()
+    } catch {
+      // resetAndDestroy throws for non-TCP handles (TLS); a plain destroy still closes the socket.
+      socket.destroy()
+    }
   }
 }
 

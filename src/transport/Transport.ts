@@ -46,4 +46,46 @@ export interface Transport<E = TransportError> {
    * turn queued in one write. Unset (an in-memory pair) keeps the writer on microtask wake-ups.
    */
   readonly eventLoopDriven?: boolean
+  /**
+   * The transport's callback-level port, when it has one and nobody is reading it: {@link splice}
+   * then joins two such transports with no fiber per chunk. `undefined` falls back to fiber pumps.
+   */
+  readonly directPort?: () => DirectPort<E> | undefined
+}
+
+/**
+ * Receives a {@link DirectPort}'s events. Called synchronously from I/O callbacks or from a session's
+ * core step, so it must not run fibers or wait; it may call the ports' own methods.
+ */
+export interface DirectListener<E> {
+  /** Bytes from the peer, in order. */
+  readonly input: (chunk: Uint8Array) => void
+  /** The peer half-closed and every byte was delivered. Called once. */
+  readonly inputEnd: () => void
+  /** Output that was refused by {@link DirectPort.send} (returned `false`) has drained. */
+  readonly writable: () => void
+  /** The port failed (reset, closed under us, session lost). */
+  readonly failure: (error: E) => void
+}
+
+/**
+ * A transport driven by callbacks instead of fibers: the hot path of a proxied connection, where a
+ * fiber hop per chunk costs more than the bytes. Input flows to the attached listener while resumed;
+ * output is accepted synchronously with a high-water verdict.
+ */
+export interface DirectPort<E> {
+  /** Routes input and events to `listener` (none delivered until {@link DirectPort.resumeInput}). */
+  readonly attach: (listener: DirectListener<E>) => void
+  /** Stops routing events; the transport returns to `read`/`write`. */
+  readonly detach: () => void
+  /** Stops input (backpressure on the peer) until {@link DirectPort.resumeInput}. */
+  readonly pauseInput: () => void
+  /** Delivers buffered input (and end or failure) to the listener, then lets input flow. */
+  readonly resumeInput: () => void
+  /** Queues bytes for the peer; `false` when above the high-water mark (then `writable` follows). */
+  readonly send: (chunk: Uint8Array) => boolean
+  /** Half-closes the output after the queued bytes (FIN). */
+  readonly sendEnd: () => void
+  /** Aborts both directions (RST). */
+  readonly abort: () => void
 }
