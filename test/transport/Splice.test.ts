@@ -76,7 +76,7 @@ describe("splice over direct ports (TCP ⇄ stream)", () => {
         const [gotDown, gotUp] = yield* Effect.all(
           [
             readAll(t.peer),
-            readAll(t.remote),
+            t.remote.readAll,
             writeChunked(t.peer, up, 3).pipe(Effect.andThen(t.peer.closeWrite)),
             Effect.gen(function* () {
               for (let o = 0; o < down.length; o += 100_000) yield* t.remote.write([down.subarray(o, o + 100_000)])
@@ -141,7 +141,7 @@ describe("splice over direct ports (TCP ⇄ stream)", () => {
         yield* eventually("the stream's send window exhausted", () => t.stream.sendWindow === 0, BOUND)
         // Above the write buffer the splice pauses the socket: at most one read more is queued.
         assert.isAtMost(t.stream.outQueued, t.client.config.writeBufferSize + 1024 * 1024, "bounded queue")
-        assertSame(yield* readAll(t.remote), big, "peer → remote after the stall")
+        assertSame(yield* t.remote.readAll, big, "peer → remote after the stall")
         yield* Fiber.join(writer)
         yield* t.remote.closeWrite
         assert.isNull(yield* t.peer.read)
@@ -171,7 +171,7 @@ describe("splice over direct ports (TCP ⇄ stream)", () => {
         yield* t.peer.write([randomBytes(1000, 8)])
         yield* t.peer.reset
         assert.strictEqual(tagOf(yield* Fiber.await(t.fiber)), "TransportError")
-        const exit = yield* Effect.exit(readAll(t.remote))
+        const exit = yield* Effect.exit(t.remote.readAll)
         assert.strictEqual(tagOf(exit), "StreamReset")
       }),
     TIMEOUT
@@ -196,7 +196,7 @@ describe("splice over direct ports (TCP ⇄ stream)", () => {
         const t = yield* topology
         yield* Fiber.interrupt(t.fiber)
         yield* readUntilFailure(t.peer)
-        assert.strictEqual(tagOf(yield* Effect.exit(readAll(t.remote))), "StreamReset")
+        assert.strictEqual(tagOf(yield* Effect.exit(t.remote.readAll)), "StreamReset")
       }),
     TIMEOUT
   )
