@@ -48,17 +48,42 @@ export const runtimeVersion = (runtime: Runtime): string => {
   }
 }
 
-/** Command line running `script` on `runtime`, with the memory hook preloaded (and GC exposed). */
-export const runtimeCommand = (runtime: Runtime, script: string, args: ReadonlyArray<string>): Array<string> => {
+/**
+ * V8 flags plait is launched with on Node and Deno — the same as in `package.json`'s scripts and
+ * `deno.json`'s tasks (a test keeps the three in step). The cap on the young generation is the
+ * idle-memory knob: V8 sizes new space by the machine's RAM (up to 2 × 64 MiB here), and a process
+ * that just accepted thousands of connections keeps it all resident.
+ */
+export const PLAIT_V8_FLAGS: ReadonlyArray<string> = ["--max-semi-space-size=8"]
+
+/**
+ * Command line running `script` on `runtime`, with the memory hook preloaded (and GC exposed);
+ * `v8Flags` go to Node and Deno (Bun runs JavaScriptCore and has no such flags).
+ */
+export const runtimeCommand = (
+  runtime: Runtime,
+  script: string,
+  args: ReadonlyArray<string>,
+  v8Flags: ReadonlyArray<string> = []
+): Array<string> => {
   const bin = runtimeBinary(runtime)
   if (bin === undefined) throw new Error(`runtime ${runtime} not found`)
   switch (runtime) {
     case "node":
-      return [bin, "--expose-gc", "--import", HOOK, script, ...args]
+      return [bin, "--expose-gc", ...v8Flags, "--import", HOOK, script, ...args]
     case "bun":
       return [bin, "--preload", HOOK, script, ...args]
     case "deno":
-      return [bin, "run", "-A", "--v8-flags=--expose-gc", "--preload", HOOK, script, ...args]
+      return [
+        bin,
+        "run",
+        "-A",
+        `--v8-flags=${["--expose-gc", ...v8Flags].join(",")}`,
+        "--preload",
+        HOOK,
+        script,
+        ...args
+      ]
   }
 }
 

@@ -42,6 +42,7 @@ import {
   freePort,
   LISTENING,
   listeningTarget,
+  PLAIT_V8_FLAGS,
   type Proc,
   ROOT,
   type Runtime,
@@ -146,7 +147,7 @@ const startPlait = async (
 ): Promise<{ proc: Proc; target: Target }> => {
   const script = entry === "cli" ? `src/cli/${role}.ts` : "bench/procs/plait.ts"
   const scriptArgs = entry === "cli" ? args : [role, ...args]
-  const proc = spawnProc(`${role}(${runtime})`, runtimeCommand(runtime, script, scriptArgs), env)
+  const proc = spawnProc(`${role}(${runtime})`, runtimeCommand(runtime, script, scriptArgs, PLAIT_V8_FLAGS), env)
   const match = await waitForLine(proc, LISTENING, PROC_START_TIMEOUT)
   return { proc, target: listeningTarget(match) }
 }

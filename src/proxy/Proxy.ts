@@ -17,7 +17,8 @@
 import { Context, Effect, Exit, FiberSet, Layer, Scope } from "effect"
 import * as Events from "../observability/Events.ts"
 import type { SessionConfig } from "../session/Config.ts"
-import { splice } from "../transport/Pipe.ts"
+import type { MuxStream } from "../session/Stream.ts"
+import { type SpliceStats, splice } from "../transport/Pipe.ts"
 import * as Tcp from "../transport/Tcp.ts"
 import type { Transport, TransportError } from "../transport/Transport.ts"
 import * as Client from "./Client.ts"
@@ -72,6 +73,24 @@ export const DEFAULT_UPSTREAM: Tcp.TcpAddress = Client.DEFAULT_UPSTREAM
 /** Formats an address as `host:port` (IPv6 in brackets). */
 export const formatAddress = Tcp.formatAddress
 
+/** One client connection as its actor sees it. */
+class Carrying {
+  readonly client: Transport
+  readonly stats: SpliceStats = { aToB: 0, bToA: 0 }
+  /** Set once the stream is open (the client is then carried, not refused). */
+  stream: MuxStream | undefined = undefined
+  constructor(client: Transport) {
+    this.client = client
+  }
+}
+
+/** The typed error an exit failed with, if any (not a defect or an interruption). */
+const typedFailure = (exit: Exit.Exit<unknown, unknown>): unknown => {
+  if (exit._tag === "Success") return undefined
+  for (const reason of exit.cause.reasons) if (reason._tag === "Fail") return reason.error
+  return undefined
+}
+
 /** Starts a proxy that lives as long as the scope. */
 export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
   const listen = options.listen ?? DEFAULT_LISTEN
@@ -118,46 +137,44 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
       )
     })
 
-  // Plain combinators rather than a generator: the actor spends its life parked in `splice`.
-  const carry = (client: Transport) =>
+  // What an idle actor holds while parked in `splice` is what every idle connection costs, so the
+  // actor is one exit frame around the splice (no scope, no catch frame, no generator) pointing
+  // at one small record; the outcome — refusal, error or clean end — is sorted out in `finish`.
+  const carry = (carrying: Carrying) =>
     Effect.flatMap(opener.openUnscoped, (stream) => {
       carried++
-      const stats = { aToB: 0, bToA: 0 }
-      return Effect.andThen(
-        log(client, Effect.logDebug(`stream ${stream.id} opened`)),
-        Effect.onExit(splice(client, stream, stats), (exit) => {
-          bytesUp += stats.aToB
-          bytesDown += stats.bToA
-          return exit._tag === "Failure"
-            ? log(client, Effect.logDebug(`stream ${stream.id} ended with an error; client reset`, exit.cause))
-            : log(client, Effect.logDebug(`stream ${stream.id} closed (${stats.aToB} bytes up, ${stats.bToA} down)`))
-        })
-      )
-    }).pipe(
-      Effect.catchIf(
-        (error): error is ProxyError => error instanceof ProxyError,
-        (error) => refuse(client, error),
-        // A failed splice was logged above and has already reset both sides.
-        () => Effect.void
-      )
-    )
+      carrying.stream = stream
+      return splice(carrying.client, stream, carrying.stats)
+    })
+
+  const finish = (carrying: Carrying, exit: Exit.Exit<void, unknown>): Effect.Effect<void> => {
+    clients--
+    const { client, stats, stream } = carrying
+    if (stream === undefined) {
+      const error = typedFailure(exit)
+      return error instanceof ProxyError ? Effect.andThen(refuse(client, error), client.close) : client.close
+    }
+    bytesUp += stats.aToB
+    bytesDown += stats.bToA
+    // A failed splice has already reset both sides; only the log line differs.
+    const line =
+      exit._tag === "Failure"
+        ? Effect.logDebug(`stream ${stream.id} ended with an error; client reset`, exit.cause)
+        : Effect.logDebug(`stream ${stream.id} closed (${stats.aToB} bytes up, ${stats.bToA} down)`)
+    return Effect.andThen(log(client, line), client.close)
+  }
 
   const actor = (client: Transport) =>
     Effect.suspend(() => {
       if (clients >= maxClients)
         return refuse(client, new ProxyError({ reason: new ClientLimit({ limit: maxClients }) }))
       clients++
-      return carry(client).pipe(
-        Effect.ensuring(
-          Effect.suspend(() => {
-            clients--
-            return client.close
-          })
-        )
-      )
+      const carrying = new Carrying(client)
+      return Effect.onExit(carry(carrying), (exit) => finish(carrying, exit))
     })
 
-  const actors = yield* FiberSet.make<void, never>()
+  // Actors fail with their splice's error (already logged and acted upon in `finish`): never joined.
+  const actors = yield* FiberSet.make<void, unknown>()
   const listenerScope = yield* Scope.fork(scope)
   const server = yield* Tcp.listen(listen).pipe(Scope.provide(listenerScope))
   yield* Effect.logInfo(`proxy: listening on ${formatAddress(server.address)}, upstream ${formatAddress(upstream)}`)

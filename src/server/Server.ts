@@ -27,18 +27,23 @@ export type Handler<R = never> = (stream: MuxStream) => Effect.Effect<void, unkn
 /** The embedded echo service: every byte back, FIN after the client's FIN. */
 export const echo: Handler = (stream) => pump(stream, stream)
 
-/** Forwards each stream to a fresh TCP connection to `target`; a failed dial resets the stream. */
+/**
+ * Forwards each stream to a fresh TCP connection to `target`; a failed dial resets the stream.
+ * Acquire/use/release rather than a scope: the handler is parked in `splice` for the stream's whole
+ * life, and a scope (its context, finalizer map and closures) would be held by every idle stream.
+ */
 export const forward =
   (target: Tcp.TcpAddress): Handler =>
   (stream) =>
-    Effect.scoped(
-      Effect.flatMap(
-        Tcp.connect(target).pipe(
-          Effect.tapError((error) => Effect.logWarning(`stream ${stream.id}: backend dial failed: ${error.message}`))
-        ),
-        (backend) => splice(stream, backend)
-      )
+    Effect.acquireUseRelease(
+      Tcp.dial(target).pipe(
+        Effect.tapError((error) => Effect.logWarning(`stream ${stream.id}: backend dial failed: ${error.message}`))
+      ),
+      (backend) => splice(stream, backend),
+      closeTransport
     )
+
+const closeTransport = (transport: Transport) => transport.close
 
 /** Options of {@link make}. */
 export interface ServerOptions {
@@ -93,31 +98,33 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
   let failed = 0
   let refusedLinks = 0
 
-  const serveStream = (stream: MuxStream, peer: string) =>
-    Effect.suspend(() => {
-      streams++
-      return handler(stream)
-    }).pipe(
-      Effect.onExit((exit) =>
-        Effect.suspend(() => {
-          streams--
-          handled++
-          if (Exit.isSuccess(exit)) {
-            stream.finish()
-            stream.abandonReads()
-            return Effect.void
-          }
-          failed++
-          stream.resetNow(false)
-          return Exit.hasInterrupts(exit)
-            ? Effect.void
-            : Effect.annotateLogs(Effect.logDebug(`stream ${stream.id}: handler failed; stream reset`, exit.cause), {
-                peer,
-                stream: stream.id
-              })
+  const handlerDone = (stream: MuxStream, peer: string, exit: Exit.Exit<void, unknown>): Effect.Effect<void> => {
+    streams--
+    handled++
+    if (Exit.isSuccess(exit)) {
+      stream.finish()
+      stream.abandonReads()
+      return Effect.void
+    }
+    failed++
+    stream.resetNow(false)
+    return Exit.hasInterrupts(exit)
+      ? Effect.void
+      : Effect.annotateLogs(Effect.logDebug(`stream ${stream.id}: handler failed; stream reset`, exit.cause), {
+          peer,
+          stream: stream.id
         })
-      ),
-      Effect.ignore
+  }
+
+  // Not `Effect.exit` around the handler: it would swallow an interruption (a server shutting down
+  // then left streams neither served nor reset).
+  const serveStream = (stream: MuxStream, peer: string) =>
+    Effect.onExit(
+      Effect.suspend(() => {
+        streams++
+        return handler(stream)
+      }),
+      (exit) => Effect.suspend(() => handlerDone(stream, peer, exit))
     )
 
   // A link holds a `maxSessions` slot only once its handshake succeeded: peers still handshaking (or
@@ -157,7 +164,8 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
       sessions.add(session)
       Events.publish(events, { _tag: "LinkUp", role: "server", peer })
       yield* Effect.logInfo(`server: link from ${peer}`)
-      const handlers = yield* FiberSet.make<void, never>()
+      // Handlers fail with their own errors, logged and acted upon in `handlerDone`: never joined.
+      const handlers = yield* FiberSet.make<void, unknown>()
       const error = yield* Effect.flip(
         Effect.forever(
           Effect.flatMap(session.acceptUnscoped, (stream) => FiberSet.run(handlers, serveStream(stream, peer)))

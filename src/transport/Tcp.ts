@@ -470,45 +470,47 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
 }
 
 /**
- * Dials `host:port`. Scoped: closing the scope `close`s the transport. Interrupting the dial
- * destroys the half-open socket. Fails with a `connect` {@link TransportError}.
+ * Dials `host:port`; the caller owns the transport and must `close` or `reset` it (see
+ * {@link connect} for the scoped form). Interrupting the dial destroys the half-open socket. Fails
+ * with a `connect` {@link TransportError}.
  */
+export const dial = (address: TcpAddress, options?: TcpOptions): Effect.Effect<Transport, TransportError> =>
+  Effect.callback<Transport, TransportError>((resume) => {
+    const socket = net.createConnection({ host: address.host, port: address.port, allowHalfOpen: true })
+    socket.pause()
+    const onError = (cause: Error) => {
+      socket.off("connect", onConnect)
+      socket.destroy()
+      resume(
+        Effect.fail(
+          new TransportError({
+            operation: "connect",
+            message: `cannot connect to ${address.host}:${address.port}: ${describeCause(cause)}`,
+            cause
+          })
+        )
+      )
+    }
+    const onConnect = () => {
+      socket.off("error", onError)
+      resume(Effect.succeed(makeTransport(socket, options)))
+    }
+    socket.once("error", onError)
+    socket.once("connect", onConnect)
+    return Effect.sync(() => {
+      socket.off("error", onError)
+      socket.off("connect", onConnect)
+      socket.on("error", ignoreError)
+      socket.destroy()
+    })
+  })
+
+/** {@link dial}, scoped: closing the scope `close`s the transport. */
 export const connect = (
   address: TcpAddress,
   options?: TcpOptions
 ): Effect.Effect<Transport, TransportError, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.callback<Transport, TransportError>((resume) => {
-      const socket = net.createConnection({ host: address.host, port: address.port, allowHalfOpen: true })
-      socket.pause()
-      const onError = (cause: Error) => {
-        socket.off("connect", onConnect)
-        socket.destroy()
-        resume(
-          Effect.fail(
-            new TransportError({
-              operation: "connect",
-              message: `cannot connect to ${address.host}:${address.port}: ${describeCause(cause)}`,
-              cause
-            })
-          )
-        )
-      }
-      const onConnect = () => {
-        socket.off("error", onError)
-        resume(Effect.succeed(makeTransport(socket, options)))
-      }
-      socket.once("error", onError)
-      socket.once("connect", onConnect)
-      return Effect.sync(() => {
-        socket.off("error", onError)
-        socket.off("connect", onConnect)
-        socket.on("error", ignoreError)
-        socket.destroy()
-      })
-    }),
-    (transport) => transport.close
-  )
+  Effect.acquireRelease(dial(address, options), (transport) => transport.close)
 
 /** Server options: where to listen plus per-connection tuning. */
 export interface ListenOptions extends TcpAddress, TcpOptions {
