@@ -15,11 +15,12 @@
 import { Context, Effect, Exit, FiberSet, Layer, Scope } from "effect"
 import * as Events from "../observability/Events.ts"
 import type { SessionConfig } from "../session/Config.ts"
+import type { MuxError } from "../session/MuxError.ts"
 import * as Session from "../session/Session.ts"
 import type { MuxStream } from "../session/Stream.ts"
-import { pump, splice } from "../transport/Pipe.ts"
+import { pump, splice, startDirectSplice } from "../transport/Pipe.ts"
 import * as Tcp from "../transport/Tcp.ts"
-import type { Transport, TransportError } from "../transport/Transport.ts"
+import { type Transport, TransportError } from "../transport/Transport.ts"
 
 /** Serves one stream. Success ends the stream with FIN, failure with RST. */
 export type Handler<R = never> = (stream: MuxStream) => Effect.Effect<void, unknown, R>
@@ -29,21 +30,44 @@ export const echo: Handler = (stream) => pump(stream, stream)
 
 /**
  * Forwards each stream to a fresh TCP connection to `target`; a failed dial resets the stream.
- * Acquire/use/release rather than a scope: the handler is parked in `splice` for the stream's whole
- * life, and a scope (its context, finalizer map and closures) would be held by every idle stream.
+ *
+ * Dial and splice are one callback-level state machine under a single `Effect.callback`: the
+ * handler is parked here for the stream's whole life, so what it holds (no scope, no nested
+ * frames) is what every idle forwarded stream costs. Interruption cancels the dial or resets both
+ * sides. A stream that cannot be spliced directly (a fiber already reads it) falls back to pumps.
  */
 export const forward =
   (target: Tcp.TcpAddress): Handler =>
   (stream) =>
-    Effect.acquireUseRelease(
-      Tcp.dial(target).pipe(
-        Effect.tapError((error) => Effect.logWarning(`stream ${stream.id}: backend dial failed: ${error.message}`))
-      ),
-      (backend) => splice(stream, backend),
-      closeTransport
-    )
-
-const closeTransport = (transport: Transport) => transport.close
+    Effect.callback<void, TransportError | MuxError>((resume) => {
+      let cancel: (() => void) | undefined
+      let dialled = false
+      const cancelDial = Tcp.dialWith(target, undefined, (result) => {
+        dialled = true
+        cancel = undefined
+        if (result instanceof TransportError) {
+          resume(
+            Effect.andThen(
+              Effect.logWarning(`stream ${stream.id}: backend dial failed: ${result.message}`),
+              Effect.fail(result)
+            )
+          )
+          return
+        }
+        const backend = result
+        const streamPort = stream.directPort()
+        const backendPort = backend.directPort?.()
+        if (streamPort === undefined || backendPort === undefined) {
+          resume(Effect.ensuring(splice(stream, backend), backend.close))
+          return
+        }
+        cancel = startDirectSplice(streamPort, backendPort, { aToB: 0, bToA: 0 }, (error) =>
+          resume(Effect.andThen(backend.close, error === undefined ? Effect.void : Effect.fail(error)))
+        )
+      })
+      if (!dialled) cancel = cancelDial
+      return Effect.sync(() => cancel?.())
+    })
 
 /** Options of {@link make}. */
 export interface ServerOptions {

@@ -52,8 +52,10 @@ export class MuxStream implements Transport<MuxError>, DirectPort<MuxError> {
   readonly id: number
   /** Whether this side opened the stream. */
   readonly local: boolean
-  /** Where the stream comes from, for logs. */
-  readonly remoteAddress: string
+  /** Where the stream comes from, for logs (a getter: no string held per idle stream). */
+  get remoteAddress(): string {
+    return `stream ${this.id}`
+  }
   /** @internal */
   readonly host: StreamHost
   /** Current lifecycle state. */
@@ -126,7 +128,6 @@ export class MuxStream implements Transport<MuxError>, DirectPort<MuxError> {
     this.recvWindow = recvWindow
     this.windowSize = recvWindow
     this.sendWindow = sendWindow
-    this.remoteAddress = `stream ${id}`
   }
 
   // ---------------------------------------------------------------------------------------------

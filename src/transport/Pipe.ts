@@ -110,16 +110,11 @@ class DirectSplice<E1, E2> {
   readonly a: DirectPort<E1>
   readonly b: DirectPort<E2>
   readonly stats: SpliceStats
-  readonly resume: (effect: Effect.Effect<void, E1 | E2>) => void
+  readonly resume: (error: E1 | E2 | undefined) => void
   readonly sideA: SpliceSide<E1>
   readonly sideB: SpliceSide<E2>
 
-  constructor(
-    a: DirectPort<E1>,
-    b: DirectPort<E2>,
-    stats: SpliceStats,
-    resume: (effect: Effect.Effect<void, E1 | E2>) => void
-  ) {
+  constructor(a: DirectPort<E1>, b: DirectPort<E2>, stats: SpliceStats, resume: (error: E1 | E2 | undefined) => void) {
     this.a = a
     this.b = b
     this.stats = stats
@@ -141,7 +136,7 @@ class DirectSplice<E1, E2> {
     this.done = true
     this.a.detach()
     this.b.detach()
-    queueMicrotask(() => this.resume(Effect.void))
+    queueMicrotask(() => this.resume(undefined))
   }
 
   fail(error: E1 | E2): void {
@@ -153,7 +148,7 @@ class DirectSplice<E1, E2> {
     queueMicrotask(() => {
       this.a.abort()
       this.b.abort()
-      this.resume(Effect.fail(error))
+      this.resume(error)
     })
   }
 
@@ -167,12 +162,28 @@ class DirectSplice<E1, E2> {
   }
 }
 
+/**
+ * The callback core of a direct splice: joins `a` and `b` and calls `done` (from a microtask) with
+ * `undefined` once both directions ended, or with the error that reset both sides. The returned
+ * function interrupts: it resets both sides and `done` is never called.
+ */
+export const startDirectSplice = <E1, E2>(
+  a: DirectPort<E1>,
+  b: DirectPort<E2>,
+  stats: SpliceStats,
+  done: (error: E1 | E2 | undefined) => void
+): (() => void) => {
+  const splice = new DirectSplice(a, b, stats, done)
+  splice.start()
+  return () => splice.interrupt()
+}
+
 const spliceDirect = <E1, E2>(a: DirectPort<E1>, b: DirectPort<E2>, stats: SpliceStats): Effect.Effect<void, E1 | E2> =>
-  Effect.callback<void, E1 | E2>((resume) => {
-    const splice = new DirectSplice(a, b, stats, resume)
-    splice.start()
-    return Effect.sync(() => splice.interrupt())
-  })
+  Effect.callback<void, E1 | E2>((resume) =>
+    Effect.sync(
+      startDirectSplice(a, b, stats, (error) => resume(error === undefined ? Effect.void : Effect.fail(error)))
+    )
+  )
 
 const splicePumps = <E1, E2>(a: Transport<E1>, b: Transport<E2>, stats: SpliceStats): Effect.Effect<void, E1 | E2> =>
   // Plain combinators rather than a generator: an idle proxied connection is parked here.

@@ -87,6 +87,9 @@ const describeCause = (cause: unknown): string => {
 
 const ENDED: Effect.Effect<Uint8Array | null, TransportError> = Effect.succeed(null)
 
+/** Never written to: `chunks` is replaced by a fresh array before the first push. */
+const NO_CHUNKS: Array<Uint8Array> = []
+
 /**
  * A recorded failure whose {@link TransportError} is built only when someone observes it: every
  * connection records one when it closes, and building an error (its stack trace) cost ~10% of the
@@ -160,7 +163,8 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
   private readonly socket: net.Socket
   private readonly highWaterMark: number
   private readonly closeGraceMs: number
-  private chunks: Array<Uint8Array> = []
+  /** Unread chunks; the shared empty array while there are none (most of an idle life). */
+  private chunks: Array<Uint8Array> = NO_CHUNKS
   private buffered = 0
   private ended = false
   private flowing = false
@@ -174,6 +178,7 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
   private listener: DirectListener<TransportError> | undefined = undefined
   private inputPaused = false
   private endDelivered = false
+  private drainHooked = false
 
   constructor(socket: net.Socket, highWaterMark: number, closeGraceMs: number) {
     this.socket = socket
@@ -186,11 +191,20 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
     socket.on("end", onSocketEnd)
     socket.on("error", onSocketError)
     socket.on("close", onSocketClose)
-    socket.on("drain", onSocketDrain)
-    // After `end()` Node emits 'finish' instead of 'drain' once the buffer is flushed.
-    socket.on("finish", onSocketDrain)
     if (typeof socket.setNoDelay === "function") socket.setNoDelay(true)
     if (socket.destroyed) this.onClose()
+  }
+
+  /**
+   * Listens for `'drain'` once a write first overflowed: most connections never fill their socket
+   * buffer, and every listener costs memory on each of thousands of idle sockets.
+   */
+  private hookDrain(): void {
+    if (this.drainHooked) return
+    this.drainHooked = true
+    this.socket.on("drain", onSocketDrain)
+    // After `end()` Node emits 'finish' instead of 'drain' once the buffer is flushed.
+    this.socket.on("finish", onSocketDrain)
   }
 
   private pause(): void {
@@ -235,6 +249,7 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
       this.wakeReader(Effect.succeed(chunk))
       return
     }
+    if (this.chunks === NO_CHUNKS) this.chunks = []
     this.chunks.push(chunk)
     this.buffered += chunk.length
     if (this.buffered >= this.highWaterMark) this.pause()
@@ -286,7 +301,7 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
 
   private takeBuffered(): Uint8Array {
     const out = this.chunks.length === 1 ? this.chunks[0]! : concat(this.chunks, this.buffered)
-    this.chunks = []
+    this.chunks = NO_CHUNKS
     this.buffered = 0
     return out
   }
@@ -322,6 +337,7 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
     return Effect.callback<void, TransportError>((resume) => {
       if (this.writeError !== undefined) return resume(Effect.fail(this.writeError.value))
       if (!this.socket.writableNeedDrain) return resume(Effect.void)
+      this.hookDrain()
       if (this.writeWaiters === undefined) this.writeWaiters = []
       this.writeWaiters.push(resume)
       return Effect.sync(() => {
@@ -359,7 +375,7 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
 
   private shutDown(message: string): void {
     this.shut = true
-    this.chunks = []
+    this.chunks = NO_CHUNKS
     this.buffered = 0
     this.readError = new Failure("read", message, undefined)
     this.writeError ??= new Failure("write", message, undefined)
@@ -439,7 +455,9 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
       return true
     }
     if (chunk.length === 0) return true
-    return socket.write(chunk)
+    if (socket.write(chunk)) return true
+    this.hookDrain()
+    return false
   }
 
   sendEnd(): void {
@@ -470,39 +488,53 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
 }
 
 /**
+ * The callback core of {@link dial}: calls `done` once with the transport or the `connect` error,
+ * unless the returned cancel function runs first (it destroys the half-open socket). For callers
+ * that compose a dial into their own callback-level state machine (the server's forwarder).
+ */
+export const dialWith = (
+  address: TcpAddress,
+  options: TcpOptions | undefined,
+  done: (result: Transport | TransportError) => void
+): (() => void) => {
+  const socket = net.createConnection({ host: address.host, port: address.port, allowHalfOpen: true })
+  socket.pause()
+  const onError = (cause: Error) => {
+    socket.off("connect", onConnect)
+    socket.destroy()
+    done(
+      new TransportError({
+        operation: "connect",
+        message: `cannot connect to ${address.host}:${address.port}: ${describeCause(cause)}`,
+        cause
+      })
+    )
+  }
+  const onConnect = () => {
+    socket.off("error", onError)
+    done(makeTransport(socket, options))
+  }
+  socket.once("error", onError)
+  socket.once("connect", onConnect)
+  return () => {
+    socket.off("error", onError)
+    socket.off("connect", onConnect)
+    socket.on("error", ignoreError)
+    socket.destroy()
+  }
+}
+
+/**
  * Dials `host:port`; the caller owns the transport and must `close` or `reset` it (see
  * {@link connect} for the scoped form). Interrupting the dial destroys the half-open socket. Fails
  * with a `connect` {@link TransportError}.
  */
 export const dial = (address: TcpAddress, options?: TcpOptions): Effect.Effect<Transport, TransportError> =>
   Effect.callback<Transport, TransportError>((resume) => {
-    const socket = net.createConnection({ host: address.host, port: address.port, allowHalfOpen: true })
-    socket.pause()
-    const onError = (cause: Error) => {
-      socket.off("connect", onConnect)
-      socket.destroy()
-      resume(
-        Effect.fail(
-          new TransportError({
-            operation: "connect",
-            message: `cannot connect to ${address.host}:${address.port}: ${describeCause(cause)}`,
-            cause
-          })
-        )
-      )
-    }
-    const onConnect = () => {
-      socket.off("error", onError)
-      resume(Effect.succeed(makeTransport(socket, options)))
-    }
-    socket.once("error", onError)
-    socket.once("connect", onConnect)
-    return Effect.sync(() => {
-      socket.off("error", onError)
-      socket.off("connect", onConnect)
-      socket.on("error", ignoreError)
-      socket.destroy()
-    })
+    const cancel = dialWith(address, options, (result) =>
+      resume(result instanceof TransportError ? Effect.fail(result) : Effect.succeed(result))
+    )
+    return Effect.sync(cancel)
   })
 
 /** {@link dial}, scoped: closing the scope `close`s the transport. */
