@@ -10,6 +10,10 @@
  *   `writeBufferSize` bytes are queued; the writer frames them as the peer's window allows.
  * - Every wait ends when the stream is reset, the session dies, or the fiber is interrupted.
  * - State changes go through {@link transition} only.
+ * - Spliced (as a {@link DirectPort}), DATA goes from the session's read step straight to the
+ *   listener and is credited at once; a paused listener leaves it queued and uncredited, so a slow
+ *   socket on the other side of a splice stops this stream's peer after one window, like a slow
+ *   reader. Wake-ups that would re-enter the core mid-step (`writable`) go through a microtask.
  *
  * @since 0.1.0
  */

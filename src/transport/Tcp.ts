@@ -17,8 +17,14 @@
  *   `'drain'` (or `'finish'` after `closeWrite`) otherwise. Chunks must not be mutated afterwards.
  * - `closeWrite` sends FIN; `close` sends FIN, fails local pending operations, discards further input
  *   and destroys the socket when it closes or after `closeGraceMs`; `reset` aborts with RST where the
- *   runtime supports it (`resetAndDestroy`; TLS sockets and older runtimes fall back to `destroy`).
- *   All three are idempotent, synchronous and never fail.
+ *   runtime supports it (`resetAndDestroy`; TLS sockets, older runtimes and sockets whose FIN is
+ *   already queued fall back to `destroy`: libuv refuses an RST after shutdown and Node would then
+ *   never close the handle). All three are idempotent, synchronous and never fail.
+ * - As a {@link DirectPort} (for `splice`), `'data'` goes straight to the attached listener while
+ *   input is resumed; paused, it is buffered as for `read`. A close after both directions ended is
+ *   a normal end, any other close or error is reported as a failure.
+ * - Failures are recorded cheaply and become a {@link TransportError} only when observed (every
+ *   connection records one when it closes; an error's stack trace is not free).
  *
  * Runtime notes: on all three runtimes the adapter uses only `'data'` events with `pause`/`resume`
  * (never `'readable'`, whose behaviour after `pause` differs on Deno), `allowHalfOpen: true`,
