@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, Metric, PubSub } from "effect"
+import { Effect, Layer, LogLevel, Metric, PubSub } from "effect"
 import { Events, type PlaitEvent } from "./Events.ts"
 
 /** Links established. */
@@ -32,26 +32,65 @@ export const streamsOpen = Metric.gauge("plait_streams_open", { description: "st
 /** Limit hits between two warning lines: the first is logged, then one line per this many. */
 export const LIMIT_LOG_EVERY = 1000
 
-const record = (open: { count: number }, event: PlaitEvent): Effect.Effect<void> => {
-  switch (event._tag) {
-    case "LinkUp":
-      return Metric.update(linksUp, 1)
-    case "LinkDown":
-      return Metric.update(linksDown, 1)
-    case "StreamOpened":
-      open.count++
-      return Effect.andThen(Metric.update(streamsOpened, 1), Metric.update(streamsOpen, open.count))
-    case "StreamClosed":
-      open.count--
-      return Effect.andThen(
-        Metric.update(event.reset ? streamsReset : streamsClosed, 1),
-        Metric.update(streamsOpen, open.count)
-      )
-    case "ClientRefused":
-      return Metric.update(clientsRefused, 1)
-    case "LimitReached":
-      return Metric.update(Metric.withAttributes(limitsReached, { limit: event.limit }), 1)
+/** Event counts of one batch taken from the bus: the metrics are updated once per batch, not per event. */
+interface Tally {
+  linksUp: number
+  linksDown: number
+  opened: number
+  closed: number
+  reset: number
+  refused: number
+  limits: Map<string, number> | undefined
+}
+
+const tally = (events: Iterable<PlaitEvent>): Tally => {
+  const t: Tally = { linksUp: 0, linksDown: 0, opened: 0, closed: 0, reset: 0, refused: 0, limits: undefined }
+  for (const event of events) {
+    switch (event._tag) {
+      case "LinkUp":
+        t.linksUp++
+        break
+      case "LinkDown":
+        t.linksDown++
+        break
+      case "StreamOpened":
+        t.opened++
+        break
+      case "StreamClosed":
+        if (event.reset) t.reset++
+        else t.closed++
+        break
+      case "ClientRefused":
+        t.refused++
+        break
+      case "LimitReached":
+        t.limits ??= new Map()
+        t.limits.set(event.limit, (t.limits.get(event.limit) ?? 0) + 1)
+        break
+    }
   }
+  return t
+}
+
+const record = (open: { count: number }, t: Tally): Array<Effect.Effect<void>> => {
+  const updates: Array<Effect.Effect<void>> = []
+  const add = (counter: Metric.Counter<number>, n: number) => {
+    if (n > 0) updates.push(Metric.update(counter, n))
+  }
+  add(linksUp, t.linksUp)
+  add(linksDown, t.linksDown)
+  add(streamsOpened, t.opened)
+  add(streamsClosed, t.closed)
+  add(streamsReset, t.reset)
+  add(clientsRefused, t.refused)
+  if (t.limits !== undefined) {
+    for (const [limit, n] of t.limits) updates.push(Metric.update(Metric.withAttributes(limitsReached, { limit }), n))
+  }
+  if (t.opened + t.closed + t.reset > 0) {
+    open.count += t.opened - t.closed - t.reset
+    updates.push(Metric.update(streamsOpen, open.count))
+  }
+  return updates
 }
 
 const describe = (event: PlaitEvent): string => {
@@ -90,15 +129,16 @@ export const layer: Layer.Layer<never, never, Events> = Layer.effectDiscard(
     yield* Effect.forkScoped(
       Effect.forever(
         Effect.flatMap(PubSub.takeAll(subscription), (batch) =>
-          Effect.forEach(
-            batch,
-            (event) =>
-              Effect.andThen(
-                record(open, event),
-                event._tag === "LimitReached" ? warnLimit(hits, event) : Effect.logDebug(describe(event))
-              ),
-            { discard: true }
-          )
+          Effect.flatMap(LogLevel.isEnabled("Debug"), (debug) => {
+            // At thousands of connections per second the bus carries two events per stream: one
+            // metric update per batch, and no log line built unless debug logging is on.
+            const effects = record(open, tally(batch))
+            for (const event of batch) {
+              if (event._tag === "LimitReached") effects.push(warnLimit(hits, event))
+              else if (debug) effects.push(Effect.logDebug(describe(event)))
+            }
+            return Effect.all(effects, { discard: true })
+          })
         )
       )
     )
