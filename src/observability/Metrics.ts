@@ -2,7 +2,9 @@
  * Metrics and logs fed by the lifecycle {@link Events} bus.
  *
  * Invariants: metrics are derived from events by one subscriber fiber, never updated on the data
- * path; a slow subscriber loses events (the bus slides) rather than slowing the proxy.
+ * path; a slow subscriber loses events (the bus slides) rather than slowing the proxy. The
+ * subscriber takes events in batches at most every {@link BATCH_MILLIS} and updates each metric
+ * once per batch, so its cost does not grow with the connection rate.
  * `PrometheusMetrics.format()` from `effect/observability` renders them.
  *
  * @since 0.1.0
@@ -28,6 +30,13 @@ export const limitsReached = Metric.counter("plait_limits_reached_total", {
 })
 /** Streams open now. */
 export const streamsOpen = Metric.gauge("plait_streams_open", { description: "streams open now" })
+
+/**
+ * How long the metrics subscriber lets events gather between two batches: at most this stale, and
+ * at most 1000 / this wake-ups per second however many connections come and go (the bus slides,
+ * so a burst larger than its capacity within this window drops the oldest events).
+ */
+export const BATCH_MILLIS = 10
 
 /** Limit hits between two warning lines: the first is logged, then one line per this many. */
 export const LIMIT_LOG_EVERY = 1000
@@ -137,7 +146,9 @@ export const layer: Layer.Layer<never, never, Events> = Layer.effectDiscard(
               if (event._tag === "LimitReached") effects.push(warnLimit(hits, event))
               else if (debug) effects.push(Effect.logDebug(describe(event)))
             }
-            return Effect.all(effects, { discard: true })
+            // Then let events gather: a subscriber waiting on the bus is resumed by every single
+            // publish, inside the publisher's own step (a session routing frames).
+            return Effect.andThen(Effect.all(effects, { discard: true }), Effect.sleep(BATCH_MILLIS))
           })
         )
       )
