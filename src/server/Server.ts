@@ -40,11 +40,13 @@ export const forward =
   (target: Tcp.TcpAddress): Handler =>
   (stream) =>
     Effect.callback<void, TransportError | MuxError>((resume) => {
-      let cancel: (() => void) | undefined
+      // What an interruption must do at each point: cancel the dial; then reset the splice and
+      // close the backend (also when the splice has just ended and its resume is still queued).
+      let onInterrupt: Effect.Effect<void> = Effect.void
       let dialled = false
       const cancelDial = Tcp.dialWith(target, undefined, (result) => {
         dialled = true
-        cancel = undefined
+        onInterrupt = Effect.void
         if (result instanceof TransportError) {
           resume(
             Effect.andThen(
@@ -61,12 +63,13 @@ export const forward =
           resume(Effect.ensuring(splice(stream, backend), backend.close))
           return
         }
-        cancel = startDirectSplice(streamPort, backendPort, { aToB: 0, bToA: 0 }, (error) =>
+        const stop = startDirectSplice(streamPort, backendPort, { aToB: 0, bToA: 0 }, (error) =>
           resume(Effect.andThen(backend.close, error === undefined ? Effect.void : Effect.fail(error)))
         )
+        onInterrupt = Effect.andThen(Effect.sync(stop), backend.close)
       })
-      if (!dialled) cancel = cancelDial
-      return Effect.sync(() => cancel?.())
+      if (!dialled) onInterrupt = Effect.sync(cancelDial)
+      return Effect.suspend(() => onInterrupt)
     })
 
 /** Options of {@link make}. */

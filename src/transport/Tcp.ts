@@ -185,6 +185,8 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
   private inputPaused = false
   private endDelivered = false
   private drainHooked = false
+  /** An `'error'` was seen (a close after both ends is not one): the input must not end cleanly. */
+  private errored = false
 
   constructor(socket: net.Socket, highWaterMark: number, closeGraceMs: number) {
     this.socket = socket
@@ -287,6 +289,7 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
 
   /** @internal */
   onError(cause: Error): void {
+    this.errored = true
     this.fail(`connection to ${this.remoteAddress} failed: ${describeCause(cause)}`, cause, true)
   }
 
@@ -441,8 +444,10 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
       listener.input(this.takeBuffered())
       if (this.inputPaused || this.listener !== listener) return
     }
-    if (this.ended) this.deliverEnd(listener)
-    else if (this.readError !== undefined) listener.failure(this.readError.value)
+    // As in `fail`: after the peer's FIN only an error (not a normal close) is a failure.
+    const failure = this.ended ? (this.errored ? this.writeError : undefined) : this.readError
+    if (failure !== undefined) listener.failure(failure.value)
+    else if (this.ended) this.deliverEnd(listener)
     else this.resumeSocket()
   }
 

@@ -9,6 +9,7 @@
  * Waits are event-driven (reads, fiber joins) or bounded polls on counters of the code under test.
  */
 import * as fs from "node:fs"
+import * as net from "node:net"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber } from "effect"
 import type { MuxError } from "../../src/session/MuxError.ts"
@@ -213,6 +214,48 @@ describe("splice over direct ports (TCP ⇄ stream)", () => {
         yield* peer.write([new Uint8Array([1, 2, 3])])
         assert.deepStrictEqual(Array.from((yield* Fiber.join(reader)) ?? []), [1, 2, 3])
         assert.isDefined(socket.directPort?.(), "offered again once the read completed")
+      }),
+    TIMEOUT
+  )
+})
+
+/** A connected pair of raw sockets: `accepted` (not yet wrapped) and the dialling `peer`, destroyed with the scope. */
+const rawPair = Effect.acquireRelease(
+  Effect.callback<{ readonly accepted: net.Socket; readonly peer: net.Socket; readonly server: net.Server }>(
+    (resume) => {
+      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (accepted) =>
+        resume(Effect.succeed({ accepted, peer, server }))
+      )
+      let peer: net.Socket
+      server.listen(0, "127.0.0.1", () => {
+        peer = net.connect((server.address() as net.AddressInfo).port, "127.0.0.1")
+        peer.on("error", () => {})
+      })
+    }
+  ),
+  ({ accepted, peer, server }) =>
+    Effect.sync(() => {
+      accepted.destroy()
+      peer.destroy()
+      server.close()
+    })
+)
+
+describe("splice over direct ports: state recorded before the splice", () => {
+  it.live(
+    "a socket that saw its peer's FIN and then an error fails the splice instead of ending it cleanly",
+    () =>
+      Effect.gen(function* () {
+        const { accepted } = yield* rawPair
+        const socket = Tcp.makeTransport(accepted)
+        accepted.emit("end")
+        accepted.emit("error", Object.assign(new Error("connection reset by peer"), { code: "ECONNRESET" }))
+        const { client, server } = yield* sessionPair()
+        const stream = yield* client.openUnscoped
+        const remote = yield* server.acceptUnscoped
+        const exit = yield* Effect.exit(splice(socket, stream))
+        assert.strictEqual(tagOf(exit), "TransportError")
+        assert.strictEqual(tagOf(yield* Effect.exit(remote.readAll)), "StreamReset")
       }),
     TIMEOUT
   )
