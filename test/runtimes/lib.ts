@@ -33,6 +33,20 @@ export const check = (condition: boolean, what: string): Effect.Effect<void> =>
       })
     : Effect.die(new Error(`check failed: ${what}`))
 
+/** `n` deterministic bytes from `seed` (a position-dependent pattern: a shifted or swapped chunk shows). */
+export const pattern = (n: number, seed: number): Uint8Array => {
+  const out = new Uint8Array(n)
+  for (let i = 0; i < n; i++) out[i] = (i * 131 + seed * 17 + (i >>> 8)) & 0xff
+  return out
+}
+
+/** Byte-exact equality. */
+export const equal = (a: Uint8Array, b: Uint8Array): boolean => {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
 /** Options for {@link runScenario}. */
 export interface ScenarioOptions {
   /** Whole-scenario timeout (default 45 s, below the harness's hard kill at 60 s). */

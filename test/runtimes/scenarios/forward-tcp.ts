@@ -10,25 +10,17 @@ import * as Proxy from "../../../src/proxy/Proxy.ts"
 import * as Server from "../../../src/server/Server.ts"
 import { readAll } from "../../../src/transport/Pipe.ts"
 import * as Tcp from "../../../src/transport/Tcp.ts"
-import { check, runScenario } from "../lib.ts"
-
-const pattern = (n: number, seed: number): Uint8Array => {
-  const out = new Uint8Array(n)
-  for (let i = 0; i < n; i++) out[i] = (i * 151 + seed * 13 + (i >>> 9)) & 0xff
-  return out
-}
-
-const equal = (a: Uint8Array, b: Uint8Array): boolean => {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
-}
+import { check, equal, pattern, runScenario } from "../lib.ts"
 
 const loopback = { host: "127.0.0.1", port: 0 }
 
+/** The first bytes that make the backend reset a connection. */
+const RESET = new TextEncoder().encode("RESET")
+
 /**
- * A plain `node:net` backend: echoes, except that a connection whose first byte is `0xEE` is reset
- * at once. Counts connections closed by an error (the client side's reset reaching it).
+ * A plain `node:net` backend: echoes, except that a connection whose first bytes are {@link RESET}
+ * is reset at once (no {@link pattern} starts so: its consecutive bytes differ by 131). Counts
+ * connections closed by an error (the client side's reset reaching it).
  */
 const backend = Effect.acquireRelease(
   Effect.callback<{ readonly server: net.Server; readonly port: number; readonly errors: () => number }>((resume) => {
@@ -38,7 +30,7 @@ const backend = Effect.acquireRelease(
         errors++
       })
       socket.once("data", (first: Uint8Array) => {
-        if (first[0] === 0xee) {
+        if (RESET.every((byte, i) => first[i] === byte)) {
           socket.resetAndDestroy()
           return
         }
@@ -91,7 +83,7 @@ runScenario(
     const reset = yield* Effect.scoped(
       Effect.gen(function* () {
         const client = yield* Tcp.connect(proxy.address)
-        yield* client.write([new Uint8Array([0xee, 1, 2, 3])])
+        yield* client.write([RESET])
         return yield* Effect.exit(readAll(client))
       })
     )

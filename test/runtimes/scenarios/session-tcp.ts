@@ -9,19 +9,7 @@ import * as Server from "../../../src/server/Server.ts"
 import * as Session from "../../../src/session/Session.ts"
 import { readAll } from "../../../src/transport/Pipe.ts"
 import * as Tcp from "../../../src/transport/Tcp.ts"
-import { check, runScenario } from "../lib.ts"
-
-const pattern = (n: number, seed: number): Uint8Array => {
-  const out = new Uint8Array(n)
-  for (let i = 0; i < n; i++) out[i] = (i * 131 + seed * 17 + (i >>> 8)) & 0xff
-  return out
-}
-
-const equal = (a: Uint8Array, b: Uint8Array): boolean => {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
-}
+import { check, equal, pattern, runScenario } from "../lib.ts"
 
 const loopback = { host: "127.0.0.1", port: 0 }
 
