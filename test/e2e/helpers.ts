@@ -12,6 +12,7 @@ import * as path from "node:path"
 import process from "node:process"
 import { fileURLToPath } from "node:url"
 import { Data, Deferred, Duration, Effect, Exit, type Scope } from "effect"
+import { connectRaw } from "../hardening/harness.ts"
 
 /** The repository root. */
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
@@ -389,20 +390,7 @@ export const connect = (
     const notify = () => {
       for (const watcher of watchers) watcher()
     }
-    const socket = yield* Effect.acquireRelease(
-      Effect.callback<net.Socket, E2eError>((resume) => {
-        const socket = net.connect({ host: "127.0.0.1", port, allowHalfOpen: true })
-        const onError = (error: Error) =>
-          resume(Effect.fail(new E2eError({ message: `connect to ${port}: ${error.message}` })))
-        socket.once("error", onError)
-        socket.once("connect", () => {
-          socket.off("error", onError)
-          resume(Effect.succeed(socket))
-        })
-        return Effect.sync(() => socket.destroy())
-      }),
-      (socket) => Effect.sync(() => socket.destroy())
-    )
+    const socket = yield* connectRaw(port, (message) => new E2eError({ message }))
     if (options.paused === true) socket.pause()
     socket.on("data", (chunk: Buffer) => {
       chunks.push(chunk)

@@ -172,26 +172,32 @@ export interface ProbeOptions {
   readonly paused?: boolean
 }
 
+/**
+ * A raw `node:net` client socket (half-open allowed) connected to `127.0.0.1:port`, destroyed when
+ * the scope closes; a failed connect becomes `fail("connect to PORT: …")`.
+ */
+export const connectRaw = <E>(port: number, fail: (message: string) => E): Effect.Effect<net.Socket, E, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.callback<net.Socket, E>((resume) => {
+      const socket = net.connect({ host: "127.0.0.1", port, allowHalfOpen: true })
+      const onError = (error: Error) => resume(Effect.fail(fail(`connect to ${port}: ${error.message}`)))
+      socket.once("error", onError)
+      socket.once("connect", () => {
+        socket.off("error", onError)
+        resume(Effect.succeed(socket))
+      })
+      return Effect.sync(() => socket.destroy())
+    }),
+    (socket) => Effect.sync(() => socket.destroy())
+  )
+
 /** Connects a probe to `127.0.0.1:port`; the socket is destroyed when the scope closes. */
 export const connectProbe = (
   port: number,
   options: ProbeOptions = {}
 ): Effect.Effect<Probe, HardeningError, Scope.Scope> =>
   Effect.gen(function* () {
-    const socket = yield* Effect.acquireRelease(
-      Effect.callback<net.Socket, HardeningError>((resume) => {
-        const socket = net.connect({ host: "127.0.0.1", port, allowHalfOpen: true })
-        const onError = (error: Error) =>
-          resume(Effect.fail(new HardeningError({ message: `connect to ${port}: ${error.message}` })))
-        socket.once("error", onError)
-        socket.once("connect", () => {
-          socket.off("error", onError)
-          resume(Effect.succeed(socket))
-        })
-        return Effect.sync(() => socket.destroy())
-      }),
-      (socket) => Effect.sync(() => socket.destroy())
-    )
+    const socket = yield* connectRaw(port, (message) => new HardeningError({ message }))
     socket.setNoDelay(true)
     if (options.paused === true) socket.pause()
     return makeProbe(socket, options)
