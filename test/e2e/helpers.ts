@@ -12,7 +12,7 @@ import * as path from "node:path"
 import process from "node:process"
 import { fileURLToPath } from "node:url"
 import { Data, Deferred, Duration, Effect, Exit, type Scope } from "effect"
-import { connectRaw } from "../hardening/harness.ts"
+import * as Harness from "../hardening/harness.ts"
 
 /** The repository root. */
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
@@ -312,12 +312,8 @@ export const payload = (n: number, seed: number): Uint8Array => {
 /** Whether two byte arrays are equal. */
 export const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b))
 
-/** A listening loopback TCP server run by the test process. */
-export interface Backend {
-  readonly port: number
-  /** Connections accepted so far. */
-  readonly accepted: () => number
-}
+/** A listening loopback TCP server run by the test process (the hardening harness's backend). */
+export type Backend = Harness.Backend
 
 /**
  * A `node:net` server on a free loopback port running `onConnection` for each socket; closed (and
@@ -326,29 +322,7 @@ export interface Backend {
 export const startBackend = (
   onConnection: (socket: net.Socket) => void
 ): Effect.Effect<Backend, E2eError, Scope.Scope> =>
-  Effect.gen(function* () {
-    const sockets = new Set<net.Socket>()
-    let accepted = 0
-    const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-      accepted++
-      sockets.add(socket)
-      socket.on("close", () => sockets.delete(socket))
-      socket.on("error", () => socket.destroy())
-      onConnection(socket)
-    })
-    const port = yield* Effect.acquireRelease(
-      Effect.callback<number, E2eError>((resume) => {
-        server.once("error", (error) => resume(Effect.fail(new E2eError({ message: `backend: ${error.message}` }))))
-        server.listen(0, "127.0.0.1", () => resume(Effect.succeed((server.address() as net.AddressInfo).port)))
-      }),
-      () =>
-        Effect.sync(() => {
-          for (const socket of sockets) socket.destroy()
-          server.close()
-        })
-    )
-    return { port, accepted: () => accepted }
-  })
+  Effect.mapError(Harness.startBackend(onConnection), (error) => new E2eError({ message: error.message }))
 
 /** An echo backend: every byte back, FIN after the client's FIN. */
 export const startEchoBackend = startBackend((socket) => socket.pipe(socket))
@@ -390,7 +364,7 @@ export const connect = (
     const notify = () => {
       for (const watcher of watchers) watcher()
     }
-    const socket = yield* connectRaw(port, (message) => new E2eError({ message }))
+    const socket = yield* Harness.connectRaw(port, (message) => new E2eError({ message }))
     if (options.paused === true) socket.pause()
     socket.on("data", (chunk: Buffer) => {
       chunks.push(chunk)

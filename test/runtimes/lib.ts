@@ -9,7 +9,10 @@
  */
 
 import process from "node:process"
-import { Cause, Duration, Effect, Exit, type Scope } from "effect"
+import { Cause, Duration, Effect, Exit, Fiber, type Scope } from "effect"
+import { readAll } from "../../src/transport/Pipe.ts"
+import * as Tcp from "../../src/transport/Tcp.ts"
+import type { TransportError } from "../../src/transport/Transport.ts"
 
 /** The runtime executing this scenario. */
 export const runtime: "node" | "bun" | "deno" = "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node"
@@ -46,6 +49,38 @@ export const equal = (a: Uint8Array, b: Uint8Array): boolean => {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
   return true
 }
+
+/**
+ * `clients` concurrent TCP clients of an echo path at `address`: client `i` writes its own
+ * `pattern(size(i), i + 1)` in `piece`-byte writes, half-closes, and reads until EOF. True when every
+ * client got exactly its own bytes back.
+ */
+export const echoClients = (
+  address: Tcp.TcpAddress,
+  clients: number,
+  size: (i: number) => number,
+  piece: number
+): Effect.Effect<boolean, TransportError> =>
+  Effect.map(
+    Effect.forEach(
+      Array.from({ length: clients }, (_, i) => i),
+      (i) =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const client = yield* Tcp.connect(address)
+            const payload = pattern(size(i), i + 1)
+            const reader = yield* Effect.forkChild(readAll(client))
+            for (let offset = 0; offset < payload.length; offset += piece) {
+              yield* client.write([payload.subarray(offset, offset + piece)])
+            }
+            yield* client.closeWrite
+            return equal(yield* Fiber.join(reader), payload)
+          })
+        ),
+      { concurrency: "unbounded" }
+    ),
+    (results) => results.every((ok) => ok)
+  )
 
 /** Options for {@link runScenario}. */
 export interface ScenarioOptions {

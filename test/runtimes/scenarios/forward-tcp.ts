@@ -5,12 +5,12 @@
  * client as a reset (never a clean EOF), and that a client reset reaches the backend.
  */
 import * as net from "node:net"
-import { Effect, Exit, Fiber } from "effect"
+import { Effect, Exit } from "effect"
 import * as Proxy from "../../../src/proxy/Proxy.ts"
 import * as Server from "../../../src/server/Server.ts"
 import { readAll } from "../../../src/transport/Pipe.ts"
 import * as Tcp from "../../../src/transport/Tcp.ts"
-import { check, equal, pattern, runScenario } from "../lib.ts"
+import { check, echoClients, pattern, runScenario } from "../lib.ts"
 
 const loopback = { host: "127.0.0.1", port: 0 }
 
@@ -57,25 +57,8 @@ runScenario(
     const proxy = yield* Proxy.make({ listen: loopback, upstream: server.address })
 
     const clients = 32
-    const results = yield* Effect.forEach(
-      Array.from({ length: clients }, (_, i) => i),
-      (i) =>
-        Effect.scoped(
-          Effect.gen(function* () {
-            const client = yield* Tcp.connect(proxy.address)
-            const payload = pattern(400_000 + i * 313, i + 1)
-            const reader = yield* Effect.forkChild(readAll(client))
-            for (let offset = 0; offset < payload.length; offset += 64_000) {
-              yield* client.write([payload.subarray(offset, offset + 64_000)])
-            }
-            yield* client.closeWrite
-            return equal(yield* Fiber.join(reader), payload)
-          })
-        ),
-      { concurrency: "unbounded" }
-    )
     yield* check(
-      results.every((ok) => ok),
+      yield* echoClients(proxy.address, clients, (i) => 400_000 + i * 313, 64_000),
       `${clients} clients × ~400 KB through proxy, link, server and backend, byte-exact, with half-close`
     )
 

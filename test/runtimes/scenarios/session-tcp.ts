@@ -9,7 +9,7 @@ import * as Server from "../../../src/server/Server.ts"
 import * as Session from "../../../src/session/Session.ts"
 import { readAll } from "../../../src/transport/Pipe.ts"
 import * as Tcp from "../../../src/transport/Tcp.ts"
-import { check, equal, pattern, runScenario } from "../lib.ts"
+import { check, echoClients, equal, pattern, runScenario } from "../lib.ts"
 
 const loopback = { host: "127.0.0.1", port: 0 }
 
@@ -20,25 +20,8 @@ runScenario(
     const proxy = yield* Proxy.make({ listen: loopback, upstream: server.address })
 
     const clients = 64
-    const results = yield* Effect.forEach(
-      Array.from({ length: clients }, (_, i) => i),
-      (i) =>
-        Effect.scoped(
-          Effect.gen(function* () {
-            const client = yield* Tcp.connect(proxy.address)
-            const payload = pattern(300_000 + i * 517, i)
-            const reader = yield* Effect.forkChild(readAll(client))
-            for (let offset = 0; offset < payload.length; offset += 50_000) {
-              yield* client.write([payload.subarray(offset, offset + 50_000)])
-            }
-            yield* client.closeWrite
-            return equal(yield* Fiber.join(reader), payload)
-          })
-        ),
-      { concurrency: "unbounded" }
-    )
     yield* check(
-      results.every((ok) => ok),
+      yield* echoClients(proxy.address, clients, (i) => 300_000 + i * 517, 50_000),
       `${clients} clients × ~300 KB echoed byte-exact through the proxy, with half-close`
     )
     yield* check(proxy.link.generation() === 1, "one TCP link carried every client")
