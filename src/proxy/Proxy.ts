@@ -84,13 +84,6 @@ class Carrying {
   }
 }
 
-/** The typed error an exit failed with, if any (not a defect or an interruption). */
-const typedFailure = (exit: Exit.Exit<unknown, unknown>): unknown => {
-  if (exit._tag === "Success") return undefined
-  for (const reason of exit.cause.reasons) if (reason._tag === "Fail") return reason.error
-  return undefined
-}
-
 /** Starts a proxy that lives as long as the scope. */
 export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
   const listen = options.listen ?? DEFAULT_LISTEN
@@ -151,8 +144,10 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
     clients--
     const { client, stats, stream } = carrying
     if (stream === undefined) {
-      const error = typedFailure(exit)
-      return error instanceof ProxyError ? Effect.andThen(refuse(client, error), client.close) : client.close
+      const error = Exit.findErrorOption(exit)
+      return error._tag === "Some" && error.value instanceof ProxyError
+        ? Effect.andThen(refuse(client, error.value), client.close)
+        : client.close
     }
     bytesUp += stats.aToB
     bytesDown += stats.bToA

@@ -131,34 +131,32 @@ class DirectSplice<E1, E2> {
     if (!this.done) this.b.resumeInput()
   }
 
-  check(): void {
-    if (!this.sideA.ended || !this.sideB.ended || this.done) return
+  /** Ends the splice once: no further events from either port. False if it had already ended. */
+  private end(): boolean {
+    if (this.done) return false
     this.done = true
     this.a.detach()
     this.b.detach()
-    queueMicrotask(() => this.resume(undefined))
+    return true
+  }
+
+  check(): void {
+    if (this.sideA.ended && this.sideB.ended && this.end()) queueMicrotask(() => this.resume(undefined))
   }
 
   fail(error: E1 | E2): void {
-    if (this.done) return
-    this.done = true
-    this.a.detach()
-    this.b.detach()
     // Reset from a microtask: the failure may be reported from inside a session's core step.
-    queueMicrotask(() => {
-      this.a.abort()
-      this.b.abort()
-      this.resume(error)
-    })
+    if (this.end()) queueMicrotask(() => this.resetBoth(error))
   }
 
   interrupt(): void {
-    if (this.done) return
-    this.done = true
-    this.a.detach()
-    this.b.detach()
+    if (this.end()) this.resetBoth(undefined)
+  }
+
+  private resetBoth(error: E1 | E2 | undefined): void {
     this.a.abort()
     this.b.abort()
+    if (error !== undefined) this.resume(error)
   }
 }
 

@@ -93,6 +93,8 @@ const describeCause = (cause: unknown): string => {
 
 const ENDED: Effect.Effect<Uint8Array | null, TransportError> = Effect.succeed(null)
 
+const writeAfterEnd = () => new TransportError({ operation: "write", message: "write after closeWrite" })
+
 /** Never written to: `chunks` is replaced by a fresh array before the first push. */
 const NO_CHUNKS: Array<Uint8Array> = []
 
@@ -185,7 +187,7 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
   private inputPaused = false
   private endDelivered = false
   private drainHooked = false
-  /** An `'error'` was seen (a close after both ends is not one): the input must not end cleanly. */
+  /** An `'error'` was seen: unlike a close after both FINs, never a normal end. */
   private errored = false
 
   constructor(socket: net.Socket, highWaterMark: number, closeGraceMs: number) {
@@ -273,24 +275,38 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
     }
   }
 
-  /** `hard`: an error, never a normal end; a close is normal once both directions have ended. */
-  private fail(message: string, cause: unknown, hard: boolean): void {
+  private fail(message: string, cause: unknown): void {
     this.readError ??= new Failure("read", message, cause)
     this.writeError ??= new Failure("write", message, cause)
-    if (this.buffered === 0 && !this.ended && this.readWaiter !== undefined) {
-      this.wakeReader(Effect.fail(this.readError.value))
-    }
-    if (this.writeWaiters !== undefined && this.writeWaiters.length > 0)
-      this.wakeWriters(Effect.fail(this.writeError.value))
-    if (this.listener !== undefined && (hard || !this.ended || !this.socket.writableEnded)) {
-      this.listener.failure((this.ended ? this.writeError : this.readError).value)
-    }
+    if (this.buffered === 0 && !this.ended) this.failReader(this.readError)
+    this.failWriters(this.writeError)
+    const failure = this.listenerFailure()
+    if (this.listener !== undefined && failure !== undefined) this.listener.failure(failure.value)
+  }
+
+  /** Fails a parked `read` (the error is built only when there is one). */
+  private failReader(failure: Failure): void {
+    if (this.readWaiter !== undefined) this.wakeReader(Effect.fail(failure.value))
+  }
+
+  /** Fails parked writers (the error is built only when there are some). */
+  private failWriters(failure: Failure): void {
+    if (this.writeWaiters !== undefined && this.writeWaiters.length > 0) this.wakeWriters(Effect.fail(failure.value))
+  }
+
+  /**
+   * What a splice must hear of a recorded failure: before the peer's FIN, any close or error; after
+   * it, an error, or a close before our own FIN went out. A close after both FINs is a normal end.
+   */
+  private listenerFailure(): Failure | undefined {
+    if (!this.ended) return this.readError
+    return this.errored || !this.socket.writableEnded ? this.writeError : undefined
   }
 
   /** @internal */
   onError(cause: Error): void {
     this.errored = true
-    this.fail(`connection to ${this.remoteAddress} failed: ${describeCause(cause)}`, cause, true)
+    this.fail(`connection to ${this.remoteAddress} failed: ${describeCause(cause)}`, cause)
   }
 
   /** @internal */
@@ -305,7 +321,7 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
       clearNodeTimeout(this.graceTimer)
       this.graceTimer = undefined
     }
-    this.fail(`connection to ${this.remoteAddress} closed`, undefined, false)
+    this.fail(`connection to ${this.remoteAddress} closed`, undefined)
   }
 
   private takeBuffered(): Uint8Array {
@@ -360,9 +376,7 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
     return Effect.suspend(() => {
       if (this.writeError !== undefined) return Effect.fail(this.writeError.value)
       const socket = this.socket
-      if (socket.writableEnded) {
-        return Effect.fail(new TransportError({ operation: "write", message: "write after closeWrite" }))
-      }
+      if (socket.writableEnded) return Effect.fail(writeAfterEnd())
       let ok = true
       if (writeChunks.length === 1) {
         if (writeChunks[0]!.length > 0) ok = socket.write(writeChunks[0]!)
@@ -388,9 +402,8 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
     this.buffered = 0
     this.readError = new Failure("read", message, undefined)
     this.writeError ??= new Failure("write", message, undefined)
-    if (this.readWaiter !== undefined) this.wakeReader(Effect.fail(this.readError.value))
-    if (this.writeWaiters !== undefined && this.writeWaiters.length > 0)
-      this.wakeWriters(Effect.fail(this.writeError.value))
+    this.failReader(this.readError)
+    this.failWriters(this.writeError)
     this.listener?.failure(this.readError.value)
   }
 
@@ -444,8 +457,7 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
       listener.input(this.takeBuffered())
       if (this.inputPaused || this.listener !== listener) return
     }
-    // As in `fail`: after the peer's FIN only an error (not a normal close) is a failure.
-    const failure = this.ended ? (this.errored ? this.writeError : undefined) : this.readError
+    const failure = this.listenerFailure()
     if (failure !== undefined) listener.failure(failure.value)
     else if (this.ended) this.deliverEnd(listener)
     else this.resumeSocket()
@@ -460,9 +472,7 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
   send(chunk: Uint8Array): boolean {
     const socket = this.socket
     if (this.writeError !== undefined || socket.writableEnded) {
-      this.listener?.failure(
-        this.writeError?.value ?? new TransportError({ operation: "write", message: "write after closeWrite" })
-      )
+      this.listener?.failure(this.writeError?.value ?? writeAfterEnd())
       return true
     }
     if (chunk.length === 0) return true
