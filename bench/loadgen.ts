@@ -1,6 +1,6 @@
 /**
  * The load generator as a process, driven by `bench/run.ts`: runs one workload of
- * `src/cli/LoadGen.ts` against a target and prints one line `RESULT {json}` (the workload's result
+ * `bench/workloads.ts` against a target and prints one line `RESULT {json}` (the workload's result
  * plus this process's CPU use during it). Exit code 0 even when payload checks failed — the result's
  * `errors` says so; non-zero only when the generator itself broke.
  *
@@ -11,7 +11,7 @@
  * stdin (the harness measures memory meanwhile; at most 30 s), then verifies and closes them.
  */
 import process from "node:process"
-import * as LoadGen from "../src/cli/LoadGen.ts"
+import * as LoadGen from "./workloads.ts"
 
 const args = process.argv.slice(2)
 const flag = (name: string): string | undefined => {

@@ -9,7 +9,7 @@ import * as net from "node:net"
 import * as path from "node:path"
 import process from "node:process"
 import { fileURLToPath } from "node:url"
-import type { Target } from "../src/cli/LoadGen.ts"
+import type { Target } from "./workloads.ts"
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const BIN = path.join(ROOT, "node_modules", ".bin")

@@ -4,7 +4,7 @@
  * hand-written SVG bar chart of ratios to "direct" (no dependencies).
  */
 
-/** The load generator's workloads (`src/cli/LoadGen.ts`, `bench/loadgen.ts --workload`). */
+/** The load generator's workloads (`bench/workloads.ts`, `bench/loadgen.ts --workload`). */
 export const KINDS = ["bulk", "reqresp", "connrate", "idle", "hol"] as const
 export type Kind = (typeof KINDS)[number]
 

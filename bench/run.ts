@@ -2,7 +2,7 @@
  * `npm run bench`: compares plait on every runtime combination with a direct connection and with
  * haproxy (TCP mode, when installed), on the rows of the performance issue: bulk with 1 and 64
  * streams, request/response with 1, 100 and 1000 clients, connection rate, idle memory and
- * head-of-line latency — each one of the workloads of `src/cli/LoadGen.ts` with its own parameters.
+ * head-of-line latency — each one of the workloads of `bench/workloads.ts` with its own parameters.
  *
  * Method:
  * - Topology: load generator → [system] → backend echo server. The backend (`bench/procs/echo.ts`) and
@@ -36,7 +36,6 @@ import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import process from "node:process"
-import { EchoConn, type Target } from "../src/cli/LoadGen.ts"
 import {
   cpuSeconds,
   freePort,
@@ -67,6 +66,7 @@ import {
   WORKLOADS,
   type Workload
 } from "./report.ts"
+import { EchoConn, type Target } from "./workloads.ts"
 
 const MiB = 1024 * 1024
 

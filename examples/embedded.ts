@@ -6,11 +6,11 @@
  * Run: `npx node examples/embedded.ts` (or `bun examples/embedded.ts`, `deno run -A examples/embedded.ts`).
  */
 import { Effect, Layer } from "effect"
+import * as Client from "../src/client/Client.ts"
+import type { MuxStream } from "../src/internal/session/Stream.ts"
 import * as Events from "../src/observability/Events.ts"
 import * as Metrics from "../src/observability/Metrics.ts"
-import * as Client from "../src/proxy/Client.ts"
 import * as Server from "../src/server/Server.ts"
-import type { MuxStream } from "../src/session/Stream.ts"
 
 /** A stream handler: reads one request until the client's FIN, answers it upper-cased. */
 const shout = (stream: MuxStream) =>

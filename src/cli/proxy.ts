@@ -13,6 +13,7 @@ import * as Tcp from "../transport/Tcp.ts"
 import * as Tls from "../transport/Tls.ts"
 import { configError, isLoopback, run, withObservability } from "./Main.ts"
 import { formatAddress, parseProxyArgs, sessionOptions } from "./Options.ts"
+import * as Security from "./Security.ts"
 
 run({
   name: "proxy",
@@ -21,8 +22,8 @@ run({
   start: (config) =>
     withObservability(
       Effect.gen(function* () {
-        const tls = yield* Tls.clientOptionsFromFlags(config).pipe(Effect.mapError(configError("proxy")))
-        const token = yield* Auth.tokenFromFlags(config, {}).pipe(Effect.mapError(configError("proxy")))
+        const tls = yield* Security.clientOptionsFromFlags(config).pipe(Effect.mapError(configError("proxy")))
+        const token = yield* Security.tokenFromFlags(config, {}).pipe(Effect.mapError(configError("proxy")))
         const plain = tls === undefined ? Tcp.connect(config.upstream) : Tls.connect(config.upstream, tls)
         const dial = token === undefined ? plain : Effect.flatMap(plain, Auth.client(token))
         if (!isLoopback(config.listen.host)) {

@@ -12,6 +12,7 @@ import * as Auth from "../transport/Auth.ts"
 import * as Tls from "../transport/Tls.ts"
 import { configError, isLoopback, run, withObservability } from "./Main.ts"
 import { formatAddress, parseServerArgs, sessionOptions } from "./Options.ts"
+import * as Security from "./Security.ts"
 
 run({
   name: "server",
@@ -19,8 +20,8 @@ run({
   start: (config) =>
     withObservability(
       Effect.gen(function* () {
-        const tls = yield* Tls.serverOptionsFromFlags(config).pipe(Effect.mapError(configError("server")))
-        const token = yield* Auth.tokenFromFlags(config, {}).pipe(Effect.mapError(configError("server")))
+        const tls = yield* Security.serverOptionsFromFlags(config).pipe(Effect.mapError(configError("server")))
+        const token = yield* Security.tokenFromFlags(config, {}).pipe(Effect.mapError(configError("server")))
         const auth = token === undefined ? undefined : Auth.makeServer(token)
         if (!isLoopback(config.listen.host) && tls === undefined && auth === undefined) {
           yield* Effect.logWarning(

@@ -15,15 +15,15 @@
  * @since 0.1.0
  */
 import { Context, Effect, Exit, FiberSet, Layer, LogLevel, Scope } from "effect"
+import * as Client from "../client/Client.ts"
+import type * as Link from "../client/Link.ts"
+import { ClientLimit, ProxyError } from "../client/ProxyError.ts"
+import type { MuxStream } from "../internal/session/Stream.ts"
 import * as Events from "../observability/Events.ts"
 import type { SessionConfig } from "../session/Config.ts"
-import type { MuxStream } from "../session/Stream.ts"
-import { type SpliceStats, splice } from "../transport/Pipe.ts"
+import { type SpliceStats, splice } from "../transport/Splice.ts"
 import * as Tcp from "../transport/Tcp.ts"
 import type { Transport, TransportError } from "../transport/Transport.ts"
-import * as Client from "./Client.ts"
-import type * as Link from "./Link.ts"
-import { ClientLimit, ProxyError } from "./ProxyError.ts"
 
 /** Options of {@link make}. */
 export interface ProxyOptions {
@@ -200,8 +200,8 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
 })
 
 /** The proxy as a service. */
-export class Proxy extends Context.Service<Proxy, ProxyService>()("plait/proxy/Proxy") {}
+export class TcpProxy extends Context.Service<TcpProxy, ProxyService>()("plait/proxy/TcpProxy") {}
 
 /** A layer running the proxy for the layer's lifetime (publishing on {@link Events.Events} when provided). */
-export const layer = (options: ProxyOptions = {}): Layer.Layer<Proxy, TransportError> =>
-  Layer.effect(Proxy, make(options))
+export const layer = (options: ProxyOptions = {}): Layer.Layer<TcpProxy, TransportError> =>
+  Layer.effect(TcpProxy, make(options))

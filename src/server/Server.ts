@@ -13,12 +13,12 @@
  * @since 0.1.0
  */
 import { Context, Effect, Exit, FiberSet, Layer, Scope } from "effect"
+import type { MuxStream } from "../internal/session/Stream.ts"
 import * as Events from "../observability/Events.ts"
 import type { SessionConfig } from "../session/Config.ts"
 import type { MuxError } from "../session/MuxError.ts"
 import * as Session from "../session/Session.ts"
-import type { MuxStream } from "../session/Stream.ts"
-import { pump, splice, startDirectSplice } from "../transport/Pipe.ts"
+import { pump, splice, startDirectSplice } from "../transport/Splice.ts"
 import * as Tcp from "../transport/Tcp.ts"
 import { type Transport, TransportError } from "../transport/Transport.ts"
 

@@ -10,8 +10,8 @@
  */
 import { Cause, Effect, Stream } from "effect"
 import * as Socket from "effect/socket/Socket"
+import type { MuxStream } from "../internal/session/Stream.ts"
 import type { MuxError } from "./MuxError.ts"
-import type { MuxStream } from "./Stream.ts"
 
 /** The stream's inbound bytes as an Effect `Stream`, ending at the peer's FIN. */
 export const toStream = (stream: MuxStream): Stream.Stream<Uint8Array, MuxError> =>

@@ -19,6 +19,9 @@
  * @since 0.1.0
  */
 import { Clock, Deferred, Effect, Exit, Fiber, type Scope } from "effect"
+import { Outbox } from "../internal/session/Outbox.ts"
+import { defer, Signal } from "../internal/session/Signal.ts"
+import { MuxStream, type StreamHost, scopedStream } from "../internal/session/Stream.ts"
 import { Flags, FrameType, GoAwayCode, INITIAL_WINDOW, MAX_STREAM_ID } from "../protocol/Constants.ts"
 import { Decoder, FrameError, type Header } from "../protocol/Decoder.ts"
 import type { Frame } from "../protocol/Frame.ts"
@@ -36,9 +39,6 @@ import {
   TransportFailed,
   WindowExceeded
 } from "./MuxError.ts"
-import { Outbox } from "./Outbox.ts"
-import { defer, Signal } from "./Signal.ts"
-import { MuxStream, type StreamHost, scopedStream } from "./Stream.ts"
 
 /** A lifecycle event of a session, for logs and metrics (never on the data path). */
 export type SessionEvent =

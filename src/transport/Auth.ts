@@ -40,7 +40,6 @@
  * @since 0.1.0
  */
 import * as crypto from "node:crypto"
-import process from "node:process"
 import { Data, Effect } from "effect"
 import { type Transport, TransportError } from "./Transport.ts"
 
@@ -400,36 +399,3 @@ export const server = (
   token: string,
   options: AuthOptions = {}
 ): ((transport: Transport) => Effect.Effect<Transport, TransportError>) => makeServer(token, options).handshake
-
-/** Why a token setting cannot be used. */
-export class AuthConfigError extends Data.TaggedError("AuthConfigError")<{
-  readonly flag: string
-  readonly message: string
-}> {}
-
-/** The token flag of both sides: `--token TOKEN`, else the `PLAIT_TOKEN` environment variable. */
-export interface TokenFlags {
-  readonly token?: string | undefined
-}
-
-/**
- * The token to use: `--token`, else `PLAIT_TOKEN`, else `undefined` (no authentication: plain
- * yamux). An empty token is refused; a short one is accepted with a warning.
- */
-export const tokenFromFlags = (
-  flags: TokenFlags,
-  env: Readonly<Record<string, string | undefined>> = process.env
-): Effect.Effect<string | undefined, AuthConfigError> =>
-  Effect.gen(function* () {
-    const fromFlag = flags.token !== undefined
-    const token = flags.token ?? env.PLAIT_TOKEN
-    if (token === undefined) return undefined
-    const flag = fromFlag ? "--token" : "PLAIT_TOKEN"
-    if (token.length === 0) return yield* new AuthConfigError({ flag, message: `${flag} must not be empty` })
-    if (token.length < MIN_RECOMMENDED_TOKEN_LENGTH) {
-      yield* Effect.logWarning(
-        `${flag} is shorter than ${MIN_RECOMMENDED_TOKEN_LENGTH} characters: an observed handshake lets an attacker guess it offline; use a long random token`
-      )
-    }
-    return token
-  })

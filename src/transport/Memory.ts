@@ -24,7 +24,7 @@
  * @since 0.1.0
  */
 import { Effect } from "effect"
-import { concat } from "./Bytes.ts"
+import { concat } from "../internal/Bytes.ts"
 import { type Transport, TransportError } from "./Transport.ts"
 
 /** Options for {@link makePair}. */

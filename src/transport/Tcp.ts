@@ -40,7 +40,7 @@
 import * as net from "node:net"
 import { clearTimeout as clearNodeTimeout, setTimeout as setNodeTimeout } from "node:timers"
 import { Cause, Effect, Exit, FiberSet, Queue, type Scope } from "effect"
-import { concat } from "./Bytes.ts"
+import { concat } from "../internal/Bytes.ts"
 import { type DirectListener, type DirectPort, type Transport, TransportError } from "./Transport.ts"
 
 /** Tuning for one TCP transport. */

@@ -1,12 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { runNode } from "./helpers.ts"
 
-describe("npm start (src/cli/demo.ts)", () => {
+describe("npm start (tools/demo.ts)", () => {
   it("carries every client over one link, verifies every byte, exits 0", { timeout: 60_000 }, async () => {
-    const ran = await runNode(
-      ["src/cli/demo.ts", "--clients", "24", "--duration", "1", "--max-message", "8192"],
-      45_000
-    )
+    const ran = await runNode(["tools/demo.ts", "--clients", "24", "--duration", "1", "--max-message", "8192"], 45_000)
     assert.strictEqual(ran.code, 0, `exit code ${ran.code}\n${ran.stdout}\n${ran.stderr}`)
     assert.match(ran.stdout, /plait demo: 24 clients/)
     assert.match(ran.stdout, /TCP links used\s+1\n/)
@@ -21,7 +18,7 @@ describe("npm start (src/cli/demo.ts)", () => {
   })
 
   it("refuses a bad option with exit code 2", async () => {
-    const ran = await runNode(["src/cli/demo.ts", "--clients", "zero"], 20_000)
+    const ran = await runNode(["tools/demo.ts", "--clients", "zero"], 20_000)
     assert.strictEqual(ran.code, 2)
     assert.match(ran.stderr, /--clients must be a number/)
   })

@@ -1,6 +1,6 @@
 import * as net from "node:net"
 import { assert, describe, it } from "@effect/vitest"
-import * as LoadGen from "../../src/cli/LoadGen.ts"
+import * as LoadGen from "../../bench/workloads.ts"
 
 type Fault = "none" | "flip" | "truncate"
 

@@ -13,8 +13,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, FiberSet } from "effect"
+import type { MuxStream } from "../../src/internal/session/Stream.ts"
 import * as Session from "../../src/session/Session.ts"
-import type { MuxStream } from "../../src/session/Stream.ts"
 import * as Tcp from "../../src/transport/Tcp.ts"
 import { echo, mismatch, payload, roundTrip } from "./harness.ts"
 import {

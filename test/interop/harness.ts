@@ -7,8 +7,8 @@
  * the whole.
  */
 import { Effect, Fiber } from "effect"
+import type { MuxStream } from "../../src/internal/session/Stream.ts"
 import type { Session } from "../../src/session/Session.ts"
-import type { MuxStream } from "../../src/session/Stream.ts"
 import { EchoMode } from "./libp2p.ts"
 
 /** `n` pseudo-random bytes from `seed` (xorshift32), first byte set to `mode`. */

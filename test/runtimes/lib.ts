@@ -10,7 +10,7 @@
 
 import process from "node:process"
 import { Cause, Duration, Effect, Exit, Fiber, type Scope } from "effect"
-import { readAll } from "../../src/transport/Pipe.ts"
+import { readAll } from "../../src/transport/Splice.ts"
 import * as Tcp from "../../src/transport/Tcp.ts"
 import type { TransportError } from "../../src/transport/Transport.ts"
 

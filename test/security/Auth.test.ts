@@ -1,6 +1,7 @@
 import * as crypto from "node:crypto"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber } from "effect"
+import * as Security from "../../src/cli/Security.ts"
 import * as PlaitProxy from "../../src/proxy/Proxy.ts"
 import * as Server from "../../src/server/Server.ts"
 import * as Auth from "../../src/transport/Auth.ts"
@@ -258,14 +259,14 @@ describe("Auth handshake", () => {
 
   it.effect("tokenFromFlags: --token, else PLAIT_TOKEN, else none; empty refused", () =>
     Effect.gen(function* () {
-      assert.strictEqual(yield* Auth.tokenFromFlags({ token: TOKEN }, { PLAIT_TOKEN: "other" }), TOKEN)
-      assert.strictEqual(yield* Auth.tokenFromFlags({}, { PLAIT_TOKEN: TOKEN }), TOKEN)
-      assert.isUndefined(yield* Auth.tokenFromFlags({}, {}))
-      const empty = yield* Effect.flip(Auth.tokenFromFlags({ token: "" }, {}))
+      assert.strictEqual(yield* Security.tokenFromFlags({ token: TOKEN }, { PLAIT_TOKEN: "other" }), TOKEN)
+      assert.strictEqual(yield* Security.tokenFromFlags({}, { PLAIT_TOKEN: TOKEN }), TOKEN)
+      assert.isUndefined(yield* Security.tokenFromFlags({}, {}))
+      const empty = yield* Effect.flip(Security.tokenFromFlags({ token: "" }, {}))
       assert.strictEqual(empty.flag, "--token")
-      const emptyEnv = yield* Effect.flip(Auth.tokenFromFlags({}, { PLAIT_TOKEN: "" }))
+      const emptyEnv = yield* Effect.flip(Security.tokenFromFlags({}, { PLAIT_TOKEN: "" }))
       assert.strictEqual(emptyEnv.flag, "PLAIT_TOKEN")
-      assert.strictEqual(yield* Auth.tokenFromFlags({ token: "short" }, {}), "short")
+      assert.strictEqual(yield* Security.tokenFromFlags({ token: "short" }, {}), "short")
     })
   )
 })

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Auth from "../../src/transport/Auth.ts"
-import { readAll } from "../../src/transport/Pipe.ts"
+import { readAll } from "../../src/transport/Splice.ts"
 import * as Tcp from "../../src/transport/Tcp.ts"
 
 const text = (s: string) => new TextEncoder().encode(s)

@@ -1,6 +1,7 @@
 import { createPrivateKey, X509Certificate } from "node:crypto"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Queue } from "effect"
+import * as Security from "../../src/cli/Security.ts"
 import * as PlaitProxy from "../../src/proxy/Proxy.ts"
 import * as Server from "../../src/server/Server.ts"
 import * as Tcp from "../../src/transport/Tcp.ts"
@@ -380,8 +381,8 @@ describe("TLS flags", () => {
           tlsKey: tmp.write("client.key", pki.client.key),
           tlsServername: "localhost"
         }
-        const listenOptions = yield* Tls.serverOptionsFromFlags(serverFlags)
-        const connectOptions = yield* Tls.clientOptionsFromFlags(proxyFlags)
+        const listenOptions = yield* Security.serverOptionsFromFlags(serverFlags)
+        const connectOptions = yield* Security.clientOptionsFromFlags(proxyFlags)
         assert.isDefined(listenOptions)
         assert.isDefined(connectOptions)
         const server = yield* Server.make({
@@ -407,31 +408,31 @@ describe("TLS flags", () => {
         const cert = tmp.write("server.crt", pki.server.cert)
         const key = tmp.write("server.key", pki.server.key)
         const otherKey = tmp.write("other.key", pki.client.key)
-        assert.isUndefined(yield* Tls.serverOptionsFromFlags({}))
-        assert.isUndefined(yield* Tls.clientOptionsFromFlags({}))
-        assert.isUndefined(yield* Tls.clientOptionsFromFlags({ tls: false }))
-        assert.deepStrictEqual(yield* Tls.clientOptionsFromFlags({ tls: true }), {})
+        assert.isUndefined(yield* Security.serverOptionsFromFlags({}))
+        assert.isUndefined(yield* Security.clientOptionsFromFlags({}))
+        assert.isUndefined(yield* Security.clientOptionsFromFlags({ tls: false }))
+        assert.deepStrictEqual(yield* Security.clientOptionsFromFlags({ tls: true }), {})
 
-        const fail = (effect: Effect.Effect<unknown, Tls.TlsConfigError>) => Effect.flip(effect)
-        const missing = yield* fail(Tls.serverOptionsFromFlags({ tlsCert: `${tmp.dir}/nope.crt`, tlsKey: key }))
+        const fail = (effect: Effect.Effect<unknown, Security.TlsConfigError>) => Effect.flip(effect)
+        const missing = yield* fail(Security.serverOptionsFromFlags({ tlsCert: `${tmp.dir}/nope.crt`, tlsKey: key }))
         assert.strictEqual(missing.flag, "--tls-cert")
         assert.include(missing.message, "nope.crt")
         assert.include(missing.message, "no such file")
-        const noKey = yield* fail(Tls.serverOptionsFromFlags({ tlsCert: cert }))
+        const noKey = yield* fail(Security.serverOptionsFromFlags({ tlsCert: cert }))
         assert.strictEqual(noKey.flag, "--tls-key")
-        const caAlone = yield* fail(Tls.serverOptionsFromFlags({ tlsCa: cert }))
+        const caAlone = yield* fail(Security.serverOptionsFromFlags({ tlsCa: cert }))
         assert.strictEqual(caAlone.flag, "--tls-ca")
-        const notPem = yield* fail(Tls.serverOptionsFromFlags({ tlsCert: cert, tlsKey: cert }))
+        const notPem = yield* fail(Security.serverOptionsFromFlags({ tlsCert: cert, tlsKey: cert }))
         assert.strictEqual(notPem.flag, "--tls-key")
         assert.include(notPem.message, "PRIVATE KEY")
-        const mismatch = yield* fail(Tls.serverOptionsFromFlags({ tlsCert: cert, tlsKey: otherKey }))
+        const mismatch = yield* fail(Security.serverOptionsFromFlags({ tlsCert: cert, tlsKey: otherKey }))
         assert.strictEqual(mismatch.flag, "--tls-key")
-        const badCa = yield* fail(Tls.clientOptionsFromFlags({ tls: true, tlsCa: key }))
+        const badCa = yield* fail(Security.clientOptionsFromFlags({ tls: true, tlsCa: key }))
         assert.strictEqual(badCa.flag, "--tls-ca")
-        const clientNoCert = yield* fail(Tls.clientOptionsFromFlags({ tlsKey: key }))
+        const clientNoCert = yield* fail(Security.clientOptionsFromFlags({ tlsKey: key }))
         assert.strictEqual(clientNoCert.flag, "--tls-cert")
         // Any --tls-* flag implies --tls.
-        assert.deepStrictEqual(yield* Tls.clientOptionsFromFlags({ tlsServername: "plait.example" }), {
+        assert.deepStrictEqual(yield* Security.clientOptionsFromFlags({ tlsServername: "plait.example" }), {
           servername: "plait.example"
         })
       }).pipe(Effect.scoped, Effect.timeout(10_000)),

@@ -10,13 +10,13 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
+import { Outbox } from "../../src/internal/session/Outbox.ts"
+import { MuxStream, type StreamHost } from "../../src/internal/session/Stream.ts"
+import type { StreamState } from "../../src/internal/session/StreamState.ts"
 import { Flags, FrameType, HEADER_SIZE, INITIAL_WINDOW, MAX_UINT32 } from "../../src/protocol/Constants.ts"
 import { Decoder, FrameError } from "../../src/protocol/Decoder.ts"
 import type { Frame } from "../../src/protocol/Frame.ts"
 import { defaults, type SessionConfig } from "../../src/session/Config.ts"
-import { Outbox } from "../../src/session/Outbox.ts"
-import { MuxStream, type StreamHost } from "../../src/session/Stream.ts"
-import type { StreamState } from "../../src/session/StreamState.ts"
 
 const KiB = 1024
 

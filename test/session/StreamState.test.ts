@@ -14,7 +14,7 @@ import {
   type StreamEvent,
   type StreamState,
   transition
-} from "../../src/session/StreamState.ts"
+} from "../../src/internal/session/StreamState.ts"
 
 const STATES: ReadonlyArray<StreamState> = [
   "SynSent",

@@ -3,7 +3,7 @@ import { Effect, Fiber } from "effect"
 import { INITIAL_WINDOW } from "../../src/protocol/Constants.ts"
 import * as Session from "../../src/session/Session.ts"
 import { makePair } from "../../src/transport/Memory.ts"
-import { readAll } from "../../src/transport/Pipe.ts"
+import { readAll } from "../../src/transport/Splice.ts"
 
 const MiB = 1024 * 1024
 

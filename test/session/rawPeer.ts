@@ -17,13 +17,13 @@
  *   raw side reset, so no test waits for a drain deadline.
  */
 import { Clock, Data, Effect, Fiber, type Scope } from "effect"
+import { Signal } from "../../src/internal/session/Signal.ts"
 import { Flags, FrameType, HEADER_SIZE } from "../../src/protocol/Constants.ts"
 import { Decoder, FrameError } from "../../src/protocol/Decoder.ts"
 import { encodeFrame, type Frame, ping } from "../../src/protocol/Frame.ts"
 import type { ConfigError, SessionConfig } from "../../src/session/Config.ts"
 import type { MuxError } from "../../src/session/MuxError.ts"
 import * as Session from "../../src/session/Session.ts"
-import { Signal } from "../../src/session/Signal.ts"
 import { type MemoryPair, makePair } from "../../src/transport/Memory.ts"
 import type { Transport, TransportError } from "../../src/transport/Transport.ts"
 

@@ -8,7 +8,7 @@ import * as net from "node:net"
 import { Effect, Exit } from "effect"
 import * as Proxy from "../../../src/proxy/Proxy.ts"
 import * as Server from "../../../src/server/Server.ts"
-import { readAll } from "../../../src/transport/Pipe.ts"
+import { readAll } from "../../../src/transport/Splice.ts"
 import * as Tcp from "../../../src/transport/Tcp.ts"
 import { check, echoClients, pattern, runScenario } from "../lib.ts"
 

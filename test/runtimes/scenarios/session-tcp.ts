@@ -7,7 +7,7 @@ import { Effect, Fiber } from "effect"
 import * as Proxy from "../../../src/proxy/Proxy.ts"
 import * as Server from "../../../src/server/Server.ts"
 import * as Session from "../../../src/session/Session.ts"
-import { readAll } from "../../../src/transport/Pipe.ts"
+import { readAll } from "../../../src/transport/Splice.ts"
 import * as Tcp from "../../../src/transport/Tcp.ts"
 import { check, echoClients, equal, pattern, runScenario } from "../lib.ts"
 

@@ -6,8 +6,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber } from "effect"
+import type { MuxStream } from "../../../src/internal/session/Stream.ts"
 import type { MuxError } from "../../../src/session/MuxError.ts"
-import type { MuxStream } from "../../../src/session/Stream.ts"
 import {
   advance,
   eventually,

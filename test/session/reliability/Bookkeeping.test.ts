@@ -5,7 +5,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber } from "effect"
-import { scopedStream } from "../../../src/session/Stream.ts"
+import { scopedStream } from "../../../src/internal/session/Stream.ts"
 import {
   assertIdle,
   counters,

@@ -5,9 +5,9 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber } from "effect"
+import type { MuxStream } from "../../../src/internal/session/Stream.ts"
 import type { MuxError } from "../../../src/session/MuxError.ts"
 import type * as Session from "../../../src/session/Session.ts"
-import type { MuxStream } from "../../../src/session/Stream.ts"
 import { assertBytes, assertIdle, echo, payload, sessionPair, within, writeAll } from "./helpers.ts"
 
 const MiB = 1024 * 1024

@@ -6,10 +6,10 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber } from "effect"
+import type { MuxStream } from "../../../src/internal/session/Stream.ts"
 import { FrameType, GoAwayCode } from "../../../src/protocol/Constants.ts"
 import type { MuxError } from "../../../src/session/MuxError.ts"
 import * as Session from "../../../src/session/Session.ts"
-import type { MuxStream } from "../../../src/session/Stream.ts"
 import { makePair } from "../../../src/transport/Memory.ts"
 import {
   abortOnExit,

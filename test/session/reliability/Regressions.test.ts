@@ -4,7 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
-import { Signal } from "../../../src/session/Signal.ts"
+import { Signal } from "../../../src/internal/session/Signal.ts"
 import { assertIdle, counters, eventually, fiberReason, isRunning, payload, sessionPair, settle } from "./helpers.ts"
 
 describe("regressions", () => {

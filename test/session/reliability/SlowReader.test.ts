@@ -4,7 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
-import type { MuxStream } from "../../../src/session/Stream.ts"
+import type { MuxStream } from "../../../src/internal/session/Stream.ts"
 import { assertBytes, eventually, isRunning, payload, sessionPair, within, writeAll } from "./helpers.ts"
 
 const MiB = 1024 * 1024

@@ -6,10 +6,10 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
+import type { MuxStream } from "../../../src/internal/session/Stream.ts"
 import { Flags, FrameType } from "../../../src/protocol/Constants.ts"
 import { windowUpdate } from "../../../src/protocol/Frame.ts"
 import * as Session from "../../../src/session/Session.ts"
-import type { MuxStream } from "../../../src/session/Stream.ts"
 import { makePair } from "../../../src/transport/Memory.ts"
 import {
   abortOnExit,

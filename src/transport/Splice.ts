@@ -16,7 +16,7 @@
  * @since 0.1.0
  */
 import { Effect, type Exit, Fiber } from "effect"
-import { concat } from "./Bytes.ts"
+import { concat } from "../internal/Bytes.ts"
 import type { DirectListener, DirectPort, Transport } from "./Transport.ts"
 
 /** Byte counts moved by {@link splice}, per direction. */

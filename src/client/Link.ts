@@ -14,10 +14,10 @@
  * @since 0.1.0
  */
 import { Clock, Deferred, Effect, Exit, Fiber, Schedule, Scope } from "effect"
+import { Signal } from "../internal/session/Signal.ts"
 import * as Events from "../observability/Events.ts"
 import type { SessionConfig } from "../session/Config.ts"
 import * as Session from "../session/Session.ts"
-import { Signal } from "../session/Signal.ts"
 import type { Transport, TransportError } from "../transport/Transport.ts"
 import { LinkUnavailable, ProxyError } from "./ProxyError.ts"
 

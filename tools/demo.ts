@@ -17,9 +17,9 @@
  */
 import process from "node:process"
 import { Effect, Exit, References } from "effect"
-import * as PlaitProxy from "../proxy/Proxy.ts"
-import * as Server from "../server/Server.ts"
-import * as LoadGen from "./LoadGen.ts"
+import * as LoadGen from "../bench/workloads.ts"
+import * as PlaitProxy from "../src/proxy/Proxy.ts"
+import * as Server from "../src/server/Server.ts"
 
 const usage = "usage: npm start -- [--clients N] [--duration SECONDS] [--max-message BYTES]"
 

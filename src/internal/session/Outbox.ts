@@ -13,8 +13,8 @@
  *
  * @since 0.1.0
  */
-import { Flags, FrameType, HEADER_SIZE } from "../protocol/Constants.ts"
-import { writeHeader } from "../protocol/Frame.ts"
+import { Flags, FrameType, HEADER_SIZE } from "../../protocol/Constants.ts"
+import { writeHeader } from "../../protocol/Frame.ts"
 import { Signal } from "./Signal.ts"
 import type { MuxStream } from "./Stream.ts"
 

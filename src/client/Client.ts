@@ -9,8 +9,8 @@
  * @since 0.1.0
  */
 import { Context, Effect, Layer, type Scope } from "effect"
+import { type MuxStream, scopedStream } from "../internal/session/Stream.ts"
 import type { SessionConfig } from "../session/Config.ts"
-import { type MuxStream, scopedStream } from "../session/Stream.ts"
 import * as Tcp from "../transport/Tcp.ts"
 import type { Transport, TransportError } from "../transport/Transport.ts"
 import * as Link from "./Link.ts"
@@ -73,7 +73,7 @@ export const make = Effect.fnUntraced(function* (options: ClientOptions = {}) {
 })
 
 /** The client as a service. */
-export class Client extends Context.Service<Client, ClientService>()("plait/proxy/Client") {}
+export class Client extends Context.Service<Client, ClientService>()("plait/client/Client") {}
 
 /** A layer holding the link for the layer's lifetime. */
 export const layer = (options: ClientOptions = {}): Layer.Layer<Client> => Layer.effect(Client, make(options))

@@ -18,11 +18,11 @@
  * @since 0.1.0
  */
 import { Effect, Exit, type Scope } from "effect"
-import { Flags, FrameType } from "../protocol/Constants.ts"
-import { readAll } from "../transport/Pipe.ts"
-import type { DirectListener, DirectPort, Transport } from "../transport/Transport.ts"
-import type { SessionConfig } from "./Config.ts"
-import { type MuxError, muxError, StreamClosed, StreamReset } from "./MuxError.ts"
+import { Flags, FrameType } from "../../protocol/Constants.ts"
+import type { SessionConfig } from "../../session/Config.ts"
+import { type MuxError, muxError, StreamClosed, StreamReset } from "../../session/MuxError.ts"
+import { readAll } from "../../transport/Splice.ts"
+import type { DirectListener, DirectPort, Transport } from "../../transport/Transport.ts"
 import { defer, Signal } from "./Signal.ts"
 import { canReceive, canWrite, isTerminal, type StreamState, transition } from "./StreamState.ts"
 
