@@ -6,14 +6,12 @@
  * Run: `npx node examples/embedded.ts` (or `bun examples/embedded.ts`, `deno run -A examples/embedded.ts`).
  */
 import { Effect, Layer } from "effect"
-import * as Client from "../src/client/Client.ts"
-import type { MuxStream } from "../src/internal/session/Stream.ts"
-import * as Events from "../src/observability/Events.ts"
-import * as Metrics from "../src/observability/Metrics.ts"
-import * as Server from "../src/server/Server.ts"
+// Only the public entry point, as an application that installed the package writes `from "plait"`
+// (test/package/Consumer.test.ts runs this file that way, from the packed tarball).
+import { Client, Events, Metrics, type MuxStream, Server } from "../src/index.ts"
 
 /** A stream handler: reads one request until the client's FIN, answers it upper-cased. */
-const shout = (stream: MuxStream) =>
+const shout = (stream: MuxStream.MuxStream) =>
   Effect.gen(function* () {
     const request = new TextDecoder().decode(yield* stream.readAll)
     yield* stream.write([new TextEncoder().encode(request.toUpperCase())])
