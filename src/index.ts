@@ -114,11 +114,36 @@ export * as Session from "./session/Session.ts"
  */
 export * as Auth from "./transport/Auth.ts"
 /**
+ * IP endpoints (family, address, port) as open messages and PROXY protocol headers carry them.
+ *
+ * @since 0.2.0
+ */
+export * as Endpoint from "./transport/Endpoint.ts"
+/**
  * In-memory transport pairs, with fault injection, for tests and embedding.
  *
  * @since 0.1.0
  */
 export * as Memory from "./transport/Memory.ts"
+/**
+ * Link negotiation: plait peers agree on capabilities before the session; plain yamux peers see
+ * plain yamux.
+ *
+ * @since 0.2.0
+ */
+export * as Negotiation from "./transport/Negotiation.ts"
+/**
+ * The stream open message: service name and client address at the start of each stream.
+ *
+ * @since 0.2.0
+ */
+export * as OpenMessage from "./transport/OpenMessage.ts"
+/**
+ * The PROXY protocol (haproxy's v1 and v2): encoding, parsing, reading a header off a connection.
+ *
+ * @since 0.2.0
+ */
+export * as ProxyProtocol from "./transport/ProxyProtocol.ts"
 /**
  * Joining two transports (a socket and a stream) both ways, with half-close and backpressure.
  *

@@ -1,0 +1,355 @@
+/**
+ * The open message: the first bytes of every stream between two plait peers that agreed on it at
+ * link setup (capability `stream-open`, see `Negotiation.ts`). It names the service the stream is
+ * for and carries the client's address as the proxy saw it. Plain yamux peers never see one.
+ *
+ * Wire format, version 1 (all integers big-endian):
+ *
+ * | offset | size | field |
+ * |---|---|---|
+ * | 0 | 1 | version, `0x01` |
+ * | 1 | 2 | body length `L`, 2 ≤ L ≤ {@link MAX_BODY_LENGTH} |
+ * | 3 | 1 | service name length `N`, 1 ≤ N ≤ {@link MAX_NAME_LENGTH} |
+ * | 4 | N | service name: ASCII letters, digits, `.`, `_`, `-`, starting with a letter or digit |
+ * | 4+N | 1 | address family: `0` none, `4` IPv4, `6` IPv6 |
+ * | … | 12 or 36 | for 4 and 6: source address, source port, destination address, destination port |
+ * | … | rest of L | extensions: `type` (1 byte), `length` (1 byte), value; unknown types are skipped |
+ *
+ * The source is the client's address; the destination the address it connected to (the unspecified
+ * address and port 0 when unknown). Version 1 defines no extension; later ones add fields there
+ * without a new version, and a reader skips what it does not know.
+ *
+ * Invariants:
+ * - The codec is sans-IO and total: {@link decode} returns a message or an {@link OpenMessageError},
+ *   never throws; {@link encode} refuses names that {@link validateServiceName} refuses.
+ * - {@link read} takes exactly the message's bytes off the stream (never the data behind it), within
+ *   a deadline, and holds at most {@link MAX_BODY_LENGTH} + 3 bytes.
+ *
+ * @since 0.2.0
+ */
+import { Data, Effect } from "effect"
+import * as Endpoint from "./Endpoint.ts"
+
+/**
+ * The open message version this module speaks.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const VERSION = 1
+
+/**
+ * The longest service name, in bytes.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const MAX_NAME_LENGTH = 63
+
+/**
+ * The largest body accepted (the fixed fields take at most 101 bytes; the rest is for extensions).
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const MAX_BODY_LENGTH = 512
+
+/**
+ * How long a server waits for a stream's open message by default: 10 s.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const DEFAULT_TIMEOUT_MILLIS = 10_000
+
+/**
+ * The service of streams that name none: every stream of a plain yamux peer, `Client.open` without
+ * a name, and the proxy's `--listen` / the server's `--target`.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const DEFAULT_SERVICE = "default"
+
+/**
+ * What an open message says about its stream.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface OpenMessage {
+  readonly service: string
+  /** The client's address as the proxy saw it, when known. */
+  readonly source: Endpoint.Endpoint | undefined
+  /** The address the client connected to, when known. */
+  readonly destination: Endpoint.Endpoint | undefined
+}
+
+/**
+ * The bytes are not a valid open message.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class Malformed extends Data.TaggedError("Malformed")<{ readonly detail: string }> {
+  override get message(): string {
+    return `malformed open message: ${this.detail}`
+  }
+}
+
+/**
+ * The stream ended (FIN) before its open message was complete.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class Truncated extends Data.TaggedError("Truncated")<{ readonly received: number }> {
+  override get message(): string {
+    return `the stream ended after ${this.received} bytes of its open message`
+  }
+}
+
+/**
+ * The open message did not complete in time.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class Timeout extends Data.TaggedError("Timeout")<{ readonly millis: number; readonly received: number }> {
+  override get message(): string {
+    return `no complete open message within ${this.millis} ms (got ${this.received} bytes)`
+  }
+}
+
+/**
+ * The stream was reset (or its session died) before the message was read: not the peer's fault.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class Aborted extends Data.TaggedError("Aborted")<{ readonly cause: unknown }> {
+  override get message(): string {
+    return `the stream was reset before its open message: ${String((this.cause as { message?: string })?.message ?? this.cause)}`
+  }
+}
+
+/**
+ * Why a stream's open message could not be had.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export type OpenMessageErrorReason = Malformed | Truncated | Timeout | Aborted
+
+/**
+ * The error of the open message domain. Match on `reason._tag`; {@link OpenMessageError.isViolation}
+ * says whether the peer broke the agreement (the link then ends with GO_AWAY(1)).
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class OpenMessageError extends Data.TaggedError("OpenMessageError")<{
+  readonly reason: OpenMessageErrorReason
+}> {
+  /** A malformed, oversized, truncated or late message: a protocol violation by the peer. */
+  get isViolation(): boolean {
+    return this.reason._tag !== "Aborted"
+  }
+  override get message(): string {
+    return this.reason.message
+  }
+}
+
+const malformed = (detail: string) => new OpenMessageError({ reason: new Malformed({ detail }) })
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
+
+/**
+ * Why `name` cannot be a service name, or `undefined` when it can: 1 to 63 ASCII letters, digits,
+ * `.`, `_` or `-`, starting with a letter or digit.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const validateServiceName = (name: string): string | undefined => {
+  if (name.length === 0) return "a service name cannot be empty"
+  if (name.length > MAX_NAME_LENGTH)
+    return `a service name has at most ${MAX_NAME_LENGTH} characters (got ${name.length})`
+  if (!NAME.test(name)) {
+    return `a service name is letters, digits, '.', '_' and '-', starting with a letter or digit (got ${JSON.stringify(name)})`
+  }
+  return undefined
+}
+
+/**
+ * Whether `name` is a valid service name.
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const isServiceName = (name: string): boolean => validateServiceName(name) === undefined
+
+/**
+ * Encodes a message. Throws on an invalid service name: callers validate names where they come in
+ * (options, flags, config), so reaching this with a bad one is a bug.
+ *
+ * @since 0.2.0
+ * @category encoding
+ */
+export const encode = (message: OpenMessage): Uint8Array => {
+  const invalid = validateServiceName(message.service)
+  if (invalid !== undefined) throw new Error(invalid)
+  const name = new TextEncoder().encode(message.service)
+  const source = message.source
+  const size = source === undefined ? 0 : source.family === "IPv4" ? 4 : 16
+  const bodyLength = 1 + name.length + 1 + (source === undefined ? 0 : 2 * size + 4)
+  const out = new Uint8Array(3 + bodyLength)
+  const view = new DataView(out.buffer)
+  out[0] = VERSION
+  view.setUint16(1, bodyLength)
+  out[3] = name.length
+  out.set(name, 4)
+  let at = 4 + name.length
+  if (source === undefined) {
+    out[at] = 0
+    return out
+  }
+  out[at++] = source.family === "IPv4" ? 4 : 6
+  const destination =
+    message.destination?.family === source.family ? message.destination : Endpoint.unspecified(source.family)
+  out.set(Endpoint.addressBytes(source), at)
+  view.setUint16(at + size, source.port)
+  out.set(Endpoint.addressBytes(destination), at + size + 2)
+  view.setUint16(at + 2 * size + 2, destination.port)
+  return out
+}
+
+/**
+ * Checks the 3-byte prefix (version and body length): the body length, or an error.
+ *
+ * @since 0.2.0
+ * @category decoding
+ */
+export const decodePrefix = (prefix: Uint8Array): number | OpenMessageError => {
+  if (prefix[0] !== VERSION) return malformed(`version ${prefix[0]}, this side speaks ${VERSION}`)
+  const length = (prefix[1]! << 8) | prefix[2]!
+  if (length < 2) return malformed(`body of ${length} bytes is too short`)
+  if (length > MAX_BODY_LENGTH) return malformed(`body of ${length} bytes exceeds ${MAX_BODY_LENGTH}`)
+  return length
+}
+
+const isUnspecified = (endpoint: Endpoint.Endpoint) =>
+  endpoint.port === 0 && (endpoint.address === "0.0.0.0" || endpoint.address === "::")
+
+/**
+ * Decodes a body (the bytes after the prefix).
+ *
+ * @since 0.2.0
+ * @category decoding
+ */
+export const decodeBody = (body: Uint8Array): OpenMessage | OpenMessageError => {
+  const nameLength = body[0]!
+  if (nameLength === 0 || nameLength > MAX_NAME_LENGTH) return malformed(`service name of ${nameLength} bytes`)
+  if (body.length < 2 + nameLength) return malformed("body ends inside the service name")
+  const nameBytes = body.subarray(1, 1 + nameLength)
+  for (const b of nameBytes) if (b > 0x7e) return malformed("service name is not ASCII")
+  const service = new TextDecoder().decode(nameBytes)
+  const invalid = validateServiceName(service)
+  if (invalid !== undefined) return malformed(invalid)
+  let at = 1 + nameLength
+  const family = body[at++]!
+  let source: Endpoint.Endpoint | undefined
+  let destination: Endpoint.Endpoint | undefined
+  if (family === 4 || family === 6) {
+    const size = family === 4 ? 4 : 16
+    if (body.length < at + 2 * size + 4) return malformed("body ends inside the addresses")
+    const view = new DataView(body.buffer, body.byteOffset, body.byteLength)
+    source = Endpoint.fromBytes(body.slice(at, at + size), view.getUint16(at + size))
+    const dst = Endpoint.fromBytes(body.slice(at + size + 2, at + 2 * size + 2), view.getUint16(at + 2 * size + 2))
+    destination = dst === undefined || isUnspecified(dst) ? undefined : dst
+    at += 2 * size + 4
+  } else if (family !== 0) {
+    return malformed(`unknown address family ${family}`)
+  }
+  // Extensions: bounded by the body; each must fit entirely.
+  while (at < body.length) {
+    if (at + 2 > body.length) return malformed("body ends inside an extension header")
+    const length = body[at + 1]!
+    if (at + 2 + length > body.length) return malformed("body ends inside an extension")
+    at += 2 + length
+  }
+  return { service, source, destination }
+}
+
+/**
+ * Decodes a whole message (prefix and body, nothing more).
+ *
+ * @since 0.2.0
+ * @category decoding
+ */
+export const decode = (bytes: Uint8Array): OpenMessage | OpenMessageError => {
+  if (bytes.length < 3) return malformed(`${bytes.length} bytes, shorter than the prefix`)
+  const length = decodePrefix(bytes)
+  if (typeof length !== "number") return length
+  if (bytes.length !== 3 + length) return malformed(`${bytes.length - 3} body bytes, the prefix says ${length}`)
+  return decodeBody(bytes.subarray(3))
+}
+
+/**
+ * A stream the message can be read from without taking more than it: `readUpTo` returns at most
+ * `max` bytes and leaves the rest buffered (a `MuxStream`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Readable<E> {
+  readonly readUpTo: (max: number) => Effect.Effect<Uint8Array | null, E>
+}
+
+/**
+ * Reads one open message off the start of `stream` within `timeoutMillis` (default
+ * {@link DEFAULT_TIMEOUT_MILLIS}); the bytes behind it stay on the stream for its handler.
+ *
+ * @since 0.2.0
+ * @category reading
+ */
+export const read = <E>(
+  stream: Readable<E>,
+  options: { readonly timeoutMillis?: number } = {}
+): Effect.Effect<OpenMessage, OpenMessageError> =>
+  Effect.suspend(() => {
+    const timeoutMillis = options.timeoutMillis ?? DEFAULT_TIMEOUT_MILLIS
+    let received = 0
+    const exactly = (n: number): Effect.Effect<Uint8Array, OpenMessageError> => {
+      const out = new Uint8Array(n)
+      let filled = 0
+      return Effect.suspend(function loop(): Effect.Effect<Uint8Array, OpenMessageError> {
+        if (filled === n) return Effect.succeed(out)
+        // Bounded: each pass takes at least one byte towards `n`, or ends.
+        return stream.readUpTo(n - filled).pipe(
+          Effect.mapError((cause) => new OpenMessageError({ reason: new Aborted({ cause }) })),
+          Effect.flatMap((chunk) => {
+            if (chunk === null) return Effect.fail(new OpenMessageError({ reason: new Truncated({ received }) }))
+            out.set(chunk, filled)
+            filled += chunk.length
+            received += chunk.length
+            return loop()
+          })
+        )
+      })
+    }
+    return exactly(3).pipe(
+      Effect.flatMap((prefix) => {
+        const length = decodePrefix(prefix)
+        return typeof length === "number" ? exactly(length) : Effect.fail(length)
+      }),
+      Effect.flatMap((body) => {
+        const message = decodeBody(body)
+        return message instanceof OpenMessageError ? Effect.fail(message) : Effect.succeed(message)
+      }),
+      Effect.timeoutOrElse({
+        duration: timeoutMillis,
+        orElse: () => Effect.fail(new OpenMessageError({ reason: new Timeout({ millis: timeoutMillis, received }) }))
+      })
+    )
+  })
