@@ -9,7 +9,7 @@
  *   Deno, importing only `plait` and `effect`;
  */
 
-import { copyFileSync, readFileSync, writeFileSync } from "node:fs"
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs"
 import * as path from "node:path"
 import { afterAll, afterEach, assert, beforeAll, describe, it } from "@effect/vitest"
 import {
@@ -143,6 +143,13 @@ describe("the npm package, installed from its tarball into a fresh project", () 
       /(^|\/)(test|tests|bench|examples|tools|scripts|node_modules)\/|\.test\.|\.tsbuildinfo$/.test(file)
     )
     assert.deepStrictEqual(unwanted, [])
+  })
+
+  it("uses the application's effect: a peer dependency, installed once", () => {
+    assert.isTrue(existsSync(path.join(consumer!, "node_modules/effect/package.json")))
+    assert.isFalse(existsSync(path.join(consumer!, "node_modules/plait/node_modules/effect")))
+    assert.isDefined(manifest().peerDependencies?.effect)
+    assert.isUndefined(manifest().dependencies?.effect, "effect must not be a plain dependency (two copies)")
   })
 
   it("type-checks a strict consumer against the shipped .d.ts; deep imports do not resolve", async () => {

@@ -16,7 +16,7 @@
  */
 import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import process from "node:process"
@@ -127,18 +127,26 @@ export interface Manifest {
 export const manifest = (): Manifest => readJson<Manifest>(path.join(ROOT, "package.json"))
 
 /**
- * Copies what `npm pack` would read (package.json, its `files`, the build's tsconfigs) into `dir`
+ * Copies what `npm pack` would read (package.json, its `files`, the build script and its tsconfigs) into `dir`
  * and links this repository's node_modules there, so `npm pack` in `dir` builds and packs the
  * package as it stands in the working tree.
  */
 export const stagePackage = (dir: string): void => {
   const pkg = manifest()
-  const entries = new Set(["package.json", "tsconfig.json", "tsconfig.build.json", "README.md", "LICENSE"])
+  const entries = new Set([
+    "package.json",
+    "tsconfig.json",
+    "tsconfig.build.json",
+    "scripts/build.ts",
+    "README.md",
+    "LICENSE"
+  ])
   for (const entry of pkg.files) if (!entry.startsWith("!")) entries.add(entry.replace(/\/\*\*.*$/, ""))
   for (const entry of entries) {
     const from = path.join(ROOT, entry)
     // `dist` is the build's output: staging builds its own from `src`, never ships the tree's.
     if (entry === "dist" || !existsSync(from)) continue
+    mkdirSync(path.dirname(path.join(dir, entry)), { recursive: true })
     cpSync(from, path.join(dir, entry), { recursive: true })
   }
   symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"), "dir")
