@@ -51,6 +51,8 @@ export interface Link {
   readonly current: () => Session.Session | undefined
   /** How many sessions have been established so far. */
   readonly generation: () => number
+  /** Why the link is not up (the last dial error or the reason the last session ended). */
+  readonly lastError: () => string
 }
 
 /** Default first backoff delay. */
@@ -193,7 +195,8 @@ export const make = Effect.fnUntraced(function* (options: LinkOptions) {
             )
       ),
     current: () => current,
-    generation: () => generation
+    generation: () => generation,
+    lastError: () => lastError
   }
   return link
 })

@@ -11,19 +11,39 @@
 import { Context, Effect, Layer, PubSub } from "effect"
 import type { SessionEvent, SessionLimit } from "../session/Session.ts"
 
-/** One lifecycle event. `role` says which side of plait saw it. */
+/**
+ * One lifecycle event. `role` says which side of plait saw it; `service` (on stream events) which
+ * service the stream belongs to, {@link DEFAULT_SERVICE} when absent.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type PlaitEvent =
   | { readonly _tag: "LinkUp"; readonly role: Role; readonly peer: string }
   | { readonly _tag: "LinkDown"; readonly role: Role; readonly peer: string; readonly reason: string }
-  | { readonly _tag: "StreamOpened"; readonly role: Role; readonly peer: string; readonly streamId: number }
+  | {
+      readonly _tag: "StreamOpened"
+      readonly role: Role
+      readonly peer: string
+      readonly streamId: number
+      readonly service?: string
+    }
   | {
       readonly _tag: "StreamClosed"
       readonly role: Role
       readonly peer: string
       readonly streamId: number
       readonly reset: boolean
+      readonly service?: string
     }
-  | { readonly _tag: "ClientRefused"; readonly role: Role; readonly peer: string; readonly reason: string }
+  | {
+      readonly _tag: "ClientRefused"
+      readonly role: Role
+      readonly peer: string
+      /** A bounded code, for metrics labels; `reason` is the human-readable line. */
+      readonly code: RefusalCode
+      readonly reason: string
+    }
   | {
       readonly _tag: "LimitReached"
       readonly role: Role
@@ -32,8 +52,30 @@ export type PlaitEvent =
       readonly streamId: number
     }
 
-/** Which component published an event. */
+/**
+ * Which component published an event.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Role = "proxy" | "server" | "client"
+
+/**
+ * Why a client (at the proxy) or a link (at the server) was refused: no link within the wait bound,
+ * the stream could not be opened, or a connection limit.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RefusalCode = "linkUnavailable" | "openFailed" | "maxClients" | "maxSessions" | "maxHandshakes"
+
+/**
+ * The service of streams that name none: every stream until services are configured.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_SERVICE = "default"
 
 /** Events buffered per subscriber before the oldest are dropped. */
 export const EVENT_CAPACITY = 4096

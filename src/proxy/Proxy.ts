@@ -14,10 +14,11 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Exit, FiberSet, Layer, LogLevel, Scope } from "effect"
+import { Clock, Context, Effect, Exit, FiberSet, Layer, LogLevel, Scope } from "effect"
 import * as Client from "../client/Client.ts"
 import type * as Link from "../client/Link.ts"
 import { ClientLimit, ProxyError } from "../client/ProxyError.ts"
+import { Histogram } from "../internal/observability/Histogram.ts"
 import type { MuxStream } from "../internal/session/Stream.ts"
 import * as Events from "../observability/Events.ts"
 import type { SessionConfig } from "../session/Config.ts"
@@ -51,9 +52,18 @@ export interface ProxyStats {
   readonly carried: number
   /** Client connections refused or closed without a stream. */
   readonly refused: number
-  /** Bytes from clients to the server, and back. */
+  /** Bytes from clients to the server, and back (connections still open included). */
   readonly bytesUp: number
   readonly bytesDown: number
+}
+
+/** The limits a proxy runs with, for status pages (read-only). */
+export interface ProxySettings {
+  readonly upstream: Tcp.TcpAddress
+  readonly linkWaitMillis: number
+  readonly maxClients: number
+  readonly drainMillis: number
+  readonly session: Partial<SessionConfig>
 }
 
 /** A running proxy. */
@@ -63,6 +73,9 @@ export interface ProxyService {
   /** The supervised link. */
   readonly link: Link.Link
   readonly stats: () => ProxyStats
+  readonly settings: ProxySettings
+  /** Seconds from a client's arrival until its stream was open (link wait and open backpressure). */
+  readonly openLatency: Histogram
 }
 
 /** Default client listen address. */
@@ -79,8 +92,22 @@ class Carrying {
   readonly stats: SpliceStats = { aToB: 0, bToA: 0 }
   /** Set once the stream is open (the client is then carried, not refused). */
   stream: MuxStream | undefined = undefined
-  constructor(client: Transport) {
+  /** When the client arrived (Clock milliseconds), for the open latency. */
+  readonly arrived: number
+  constructor(client: Transport, arrived: number) {
     this.client = client
+    this.arrived = arrived
+  }
+}
+
+const refusalCode = (error: ProxyError): Events.RefusalCode => {
+  switch (error.reason._tag) {
+    case "LinkUnavailable":
+      return "linkUnavailable"
+    case "OpenFailed":
+      return "openFailed"
+    case "ClientLimit":
+      return "maxClients"
   }
 }
 
@@ -93,6 +120,7 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
   const drainMillis = options.drainMillis ?? 10_000
   const events = yield* Events.current
   const scope = yield* Effect.scope
+  const clock = yield* Clock.Clock
 
   const opener = yield* Client.make({
     upstream,
@@ -108,6 +136,10 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
   let refused = 0
   let bytesUp = 0
   let bytesDown = 0
+  // Open connections, so that byte totals include long-lived ones (summed when stats are read,
+  // never on the data path).
+  const live = new Set<Carrying>()
+  const openLatency = new Histogram()
 
   // Log lines name the client; annotating each line (not the whole actor) keeps an idle actor lean.
   const log = (client: Transport, line: Effect.Effect<void>) =>
@@ -120,6 +152,7 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
         _tag: "ClientRefused",
         role: "proxy",
         peer: client.remoteAddress,
+        code: refusalCode(error),
         reason: error.message
       })
       return Effect.andThen(
@@ -137,11 +170,13 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
     Effect.flatMap(opener.openUnscoped, (stream) => {
       carried++
       carrying.stream = stream
+      openLatency.observe((clock.currentTimeMillisUnsafe() - carrying.arrived) / 1000)
       return splice(carrying.client, stream, carrying.stats)
     })
 
   const finish = (carrying: Carrying, exit: Exit.Exit<void, unknown>): Effect.Effect<void> => {
     clients--
+    live.delete(carrying)
     const { client, stats, stream } = carrying
     if (stream === undefined) {
       const error = Exit.findErrorOption(exit)
@@ -168,7 +203,8 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
       if (clients >= maxClients)
         return refuse(client, new ProxyError({ reason: new ClientLimit({ limit: maxClients }) }))
       clients++
-      const carrying = new Carrying(client)
+      const carrying = new Carrying(client, clock.currentTimeMillisUnsafe())
+      live.add(carrying)
       return Effect.onExit(carry(carrying), (exit) => finish(carrying, exit))
     })
 
@@ -194,7 +230,23 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
   const service: ProxyService = {
     address: server.address,
     link,
-    stats: () => ({ clients, carried, refused, bytesUp, bytesDown })
+    stats: () => {
+      let up = bytesUp
+      let down = bytesDown
+      for (const { stats } of live) {
+        up += stats.aToB
+        down += stats.bToA
+      }
+      return { clients, carried, refused, bytesUp: up, bytesDown: down }
+    },
+    settings: {
+      upstream,
+      linkWaitMillis,
+      maxClients,
+      drainMillis,
+      session: options.session ?? {}
+    },
+    openLatency
   }
   return service
 })

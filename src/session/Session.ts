@@ -117,6 +117,8 @@ export interface Session {
   readonly config: SessionConfig
   /** The transport's peer address. */
   readonly remoteAddress: string
+  /** When the session started (Clock milliseconds since the epoch), for status pages. */
+  readonly startedAt: number
 }
 
 /** Control bytes queued (pongs, RSTs) beyond which the read loop stops reading the link. */
@@ -521,6 +523,7 @@ export const make = Effect.fnUntraced(function* (
   const config = yield* makeSessionConfig(options.config)
   const clock = yield* Clock.Clock
   const core = new SessionCore(transport, config, options, clock)
+  const startedAt = clock.currentTimeMillisUnsafe()
   const scope = yield* Effect.scope
 
   const readLoop = Effect.gen(function* () {
@@ -667,6 +670,7 @@ export const make = Effect.fnUntraced(function* (
       waiters: core.acceptSignal.size + core.openSignal.size + core.drainSignal.size
     }),
     config,
-    remoteAddress: transport.remoteAddress
+    remoteAddress: transport.remoteAddress,
+    startedAt
   } satisfies Session
 })
