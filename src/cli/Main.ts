@@ -1,13 +1,14 @@
 /**
- * The shared runner of the `plait` commands: options, logging, signals and exit codes, the same on
- * Node, Bun and Deno (everything goes through `node:process`).
+ * The shared runner of the `plait` commands: command line, config, logging, signals and exit codes,
+ * the same on Node, Bun and Deno (everything goes through `node:process`).
  *
  * Behaviour:
- * - Arguments are `process.argv.slice(2)`, the environment `process.env`. `--help` prints to stdout
- *   and exits 0; refused options print one line to stderr and exit 2 before anything starts.
+ * - Arguments are `process.argv.slice(2)` (`proxy …` or `server …`), the environment `process.env`.
+ *   `--help` and `--version` print to stdout and exit 0; refused options (flags, environment, the
+ *   `--config` file) print one line to stderr and exit 2 before anything starts.
  * - Logs are single lines on **stderr**: `<ISO time> <LEVEL> <message> key=value…`, the keys being the
  *   log annotations (`client=` on the proxy, `peer=` and `stream=` on the server). A cause is summed
- *   up on the same line. Nothing is written to stdout except the help.
+ *   up on the same line. Nothing is written to stdout except the help and the version.
  * - The first line says which runtime runs the command (`proxy: starting on bun 1.4.5 (pid 42)`);
  *   then the service announces its address (`… listening on HOST:PORT, …`), which scripts wait for.
  * - The command runs in a scope under `NodeRuntime.runMain`. The first SIGINT or SIGTERM is logged and
@@ -17,6 +18,12 @@
  *   and the process exits 0. A second signal exits at once with 128 + the signal's number (130 for
  *   SIGINT, 143 for SIGTERM), cutting open streams. Should the graceful shutdown overrun the drain
  *   deadline by {@link SHUTDOWN_GRACE_MILLIS}, the process exits 1.
+ * - SIGHUP re-reads the `--config` file and configures the same command line again (flags and
+ *   environment still win). A file that is now refused is logged as one line naming the key and the
+ *   file, and the running config is kept. A valid one is handed to the `reload` that the command's
+ *   `start` returned, if any; the log line names the settings that changed (never their values) and,
+ *   without a `reload`, says they apply at the next start. Reloads run one at a time, in the
+ *   command's own fiber, so they never overlap each other or the start.
  * - A service that cannot start (address in use, …) or fails is logged (`ERROR proxy: …`) and exits 1.
  *
  * @since 0.1.0
@@ -24,27 +31,91 @@
 
 import process from "node:process"
 import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Effect, Exit, Formatter, Layer, Logger, LogLevel, References, type Runtime, type Scope } from "effect"
+import {
+  Cause,
+  Effect,
+  Exit,
+  Formatter,
+  Layer,
+  Logger,
+  LogLevel,
+  Queue,
+  References,
+  type Runtime,
+  type Scope
+} from "effect"
 import * as Events from "../observability/Events.ts"
 import * as Metrics from "../observability/Metrics.ts"
-import { type CommonConfig, type Env, OptionsError, type Parsed, USAGE_EXIT_CODE } from "./Options.ts"
+import { type Configured, configPath, configure, type Invocation, readCommandLine } from "./Cli.ts"
+import {
+  type AnySetting,
+  type CommonConfig,
+  configKey,
+  type Env,
+  OptionsError,
+  type ProxyConfig,
+  proxySettings,
+  type ServerConfig,
+  type Settings,
+  serverSettings,
+  USAGE_EXIT_CODE
+} from "./Options.ts"
 
-/** A command the runner can start. */
+/**
+ * What a started command may hand back: how to apply a re-read config file (SIGHUP).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Running<C> {
+  /** Applies a new validated config; settings it cannot change take effect at the next start. */
+  readonly reload?: ((config: C) => Effect.Effect<void, unknown>) | undefined
+}
+
+/**
+ * A command the runner can start.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Command<C extends CommonConfig> {
   /** `proxy` or `server`: prefixes messages. */
   readonly name: string
-  readonly parse: (argv: ReadonlyArray<string>, env: Env) => Parsed<C> | OptionsError
-  /** Starts the service in the scope; it serves until the scope closes and shuts down gracefully then. */
-  readonly start: (config: C) => Effect.Effect<unknown, unknown, Scope.Scope>
+  /**
+   * Starts the service in the scope; it serves until the scope closes and shuts down gracefully then.
+   * It may return a {@link Running} with a `reload`.
+   */
+  readonly start: (config: C) => Effect.Effect<Running<C> | void, unknown, Scope.Scope>
 }
 
-/** How long past the drain deadline a graceful shutdown may take before the process gives up. */
+/**
+ * The commands of the `plait` binary.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Commands {
+  readonly proxy: Command<ProxyConfig>
+  readonly server: Command<ServerConfig>
+}
+
+/**
+ * How long past the drain deadline a graceful shutdown may take before the process gives up.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const SHUTDOWN_GRACE_MILLIS = 10_000
 
 const SIGNAL_NUMBERS = { SIGINT: 2, SIGTERM: 15 } as const
 type Signal = keyof typeof SIGNAL_NUMBERS
 
-/** The runtime executing the command, with its version. */
+/**
+ * The runtime executing the command, with its version.
+ *
+ * @since 0.1.0
+ * @category diagnostics
+ */
 export const runtime = (): string => {
   const global = globalThis as { Deno?: { version: { deno: string } }; Bun?: { version: string } }
   if (global.Deno !== undefined) return `deno ${global.Deno.version.deno}`
@@ -66,7 +137,12 @@ const describeCause = (cause: Cause.Cause<unknown>): string => {
   return text.split("\n")[0]!
 }
 
-/** Formats one log line (without the newline). */
+/**
+ * Formats one log line (without the newline).
+ *
+ * @since 0.1.0
+ * @category logging
+ */
 export const formatLine = (
   date: Date,
   level: LogLevel.LogLevel,
@@ -87,7 +163,12 @@ const writeLine = (line: string): void => {
   process.stderr.write(`${line}\n`)
 }
 
-/** The plait logger: one line per entry on stderr. */
+/**
+ * The plait logger: one line per entry on stderr.
+ *
+ * @since 0.1.0
+ * @category logging
+ */
 export const logger: Logger.Logger<unknown, void> = Logger.make((options) =>
   writeLine(
     formatLine(
@@ -110,38 +191,128 @@ const teardown: Runtime.Teardown = (exit, onExit) =>
         : 1
   )
 
-/** Turns a configuration error found at start (a TLS file, the token) into the command's usage error. */
+/**
+ * Turns a configuration error found at start (a TLS file, the token) into the command's usage error.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export const configError =
   (command: string) =>
   (error: { readonly flag: string; readonly message: string }): OptionsError =>
     new OptionsError({ command, setting: error.flag, detail: error.message })
 
-/** Whether a listen or dial host stays on this machine. */
+/**
+ * Whether a listen or dial host stays on this machine.
+ *
+ * @since 0.1.0
+ * @category diagnostics
+ */
 export const isLoopback = (host: string): boolean =>
   host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 
-/** Parses the process's arguments and runs the command until a signal stops it. Call once. */
-export const run = <C extends CommonConfig>(command: Command<C>): void => {
-  const parsed = command.parse(process.argv.slice(2), process.env)
-  if (parsed instanceof OptionsError) {
-    process.stderr.write(`${parsed.message}\n`)
-    process.exitCode = USAGE_EXIT_CODE
+/**
+ * The config fields whose values differ between two configs, as config-file keys (never values).
+ *
+ * @since 0.1.0
+ * @category reload
+ */
+export const changedKeys = <C>(settings: Settings<C>, before: C, after: C): ReadonlyArray<string> =>
+  (Object.keys(settings) as Array<keyof C & string>)
+    .filter((field) => JSON.stringify(before[field]) !== JSON.stringify(after[field]))
+    .map((field) => configKey(settings[field] as AnySetting))
+
+const refuse = (error: OptionsError): void => {
+  process.stderr.write(`${error.message}\n`)
+  process.exitCode = USAGE_EXIT_CODE
+}
+
+/**
+ * Reads the process's command line (`argv`: `proxy …` or `server …`) and environment, and runs the
+ * command until a signal stops it. Call once.
+ *
+ * @since 0.1.0
+ * @category running
+ */
+export const run = (
+  commands: Commands,
+  argv: ReadonlyArray<string> = process.argv.slice(2),
+  env: Env = process.env
+): void => {
+  const outcome = readCommandLine(argv)
+  if (outcome instanceof OptionsError) {
+    refuse(outcome)
     return
   }
-  if (parsed._tag === "Help") {
-    process.stdout.write(parsed.text)
-    process.exitCode = 0
+  if (outcome._tag === "Print") {
+    ;(outcome.stream === "stdout" ? process.stdout : process.stderr).write(outcome.text)
+    process.exitCode = outcome.exitCode
     return
   }
-  const config = parsed.config
+  const configured = configure(outcome.invocation, env)
+  if (configured instanceof OptionsError) {
+    refuse(configured)
+    return
+  }
+  if (configured.command === "proxy") {
+    runCommand(commands.proxy, proxySettings, configured.config, outcome.invocation, env)
+  } else {
+    runCommand(commands.server, serverSettings, configured.config, outcome.invocation, env)
+  }
+}
+
+const runCommand = <C extends CommonConfig>(
+  command: Command<C>,
+  settings: Settings<C>,
+  config: C,
+  invocation: Invocation,
+  env: Env
+): void => {
   const info = (message: string) => {
     if (LogLevel.isGreaterThanOrEqualTo("Info", config.logLevel)) writeLine(formatLine(new Date(), "Info", message))
   }
+  // SIGHUPs waiting for the command's fiber; one pending is enough (each reload reads the file anew).
+  let hangups: Queue.Queue<void> | undefined
+
+  /** One SIGHUP: re-read, re-validate, hand over or keep the running config. */
+  const reload = (running: Running<C>, current: { config: C }) =>
+    Effect.gen(function* () {
+      const file = configPath(invocation, env)
+      if (file === undefined) {
+        return yield* Effect.logInfo(`${command.name}: SIGHUP received; there is no --config file to re-read`)
+      }
+      const next = configure(invocation, env) as Configured | OptionsError
+      if (next instanceof OptionsError) {
+        return yield* Effect.logError(`${command.name}: SIGHUP: ${next.detail}; keeping the running config`)
+      }
+      const nextConfig = next.config as unknown as C
+      const changed = changedKeys(settings, current.config, nextConfig)
+      const what = changed.length === 0 ? "nothing changed" : `changed: ${changed.join(", ")}`
+      if (running.reload === undefined) {
+        current.config = nextConfig
+        return yield* Effect.logInfo(
+          changed.length === 0
+            ? `${command.name}: SIGHUP: re-read ${file}; ${what}`
+            : `${command.name}: SIGHUP: re-read ${file}; ${what} (they take effect at the next start)`
+        )
+      }
+      const applied = yield* Effect.exit(running.reload(nextConfig))
+      if (Exit.isFailure(applied)) {
+        return yield* Effect.logError(
+          `${command.name}: SIGHUP: applying ${file} failed: ${describeCause(applied.cause)}; keeping the running config`
+        )
+      }
+      current.config = nextConfig
+      yield* Effect.logInfo(`${command.name}: SIGHUP: reloaded ${file}; ${what}`)
+    })
 
   const main = Effect.gen(function* () {
+    const queue = yield* Queue.dropping<void>(1)
+    hangups = queue
     yield* Effect.logInfo(`${command.name}: starting on ${runtime()} (pid ${process.pid})`)
-    yield* command.start(config)
-    return yield* Effect.never
+    const running: Running<C> = (yield* command.start(config)) ?? {}
+    const current = { config }
+    return yield* Effect.forever(Effect.flatMap(Queue.take(queue), () => reload(running, current)))
   }).pipe(
     Effect.scoped,
     Effect.onExit((exit) =>
@@ -176,6 +347,10 @@ export const run = <C extends CommonConfig>(command: Command<C>): void => {
   }
   process.on("SIGINT", () => onSignal("SIGINT"))
   process.on("SIGTERM", () => onSignal("SIGTERM"))
+  // Handled in the command's fiber, one at a time; a listener also keeps SIGHUP from killing us.
+  process.on("SIGHUP", () => {
+    if (signals === 0 && hangups !== undefined) Queue.offerUnsafe(hangups, undefined)
+  })
   // runMain interrupts the fiber on the first SIGINT/SIGTERM; its listeners run after the ones above.
   NodeRuntime.runMain(main, { disableErrorReporting: true, teardown })
 }
@@ -183,6 +358,9 @@ export const run = <C extends CommonConfig>(command: Command<C>): void => {
 /**
  * Runs `start` with the lifecycle event bus and the metrics subscriber (which also warns when a
  * limit is reached) built into the command's own scope, so they live as long as the service.
+ *
+ * @since 0.1.0
+ * @category running
  */
 export const withObservability = <A, E>(
   start: Effect.Effect<A, E, Scope.Scope | Events.Events>

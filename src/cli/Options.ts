@@ -1,27 +1,37 @@
 /**
- * Command-line options of `plait proxy` and `plait server`: one table of flags per command, parsed
- * and validated by a pure function of `(argv, env)`.
+ * The settings of `plait proxy` and `plait server`: one table per command, and the pure function that
+ * turns what was given (command-line flags, environment, config file) into a validated config.
  *
  * Invariants:
- * - Every field of a command's config has exactly one flag entry (the table's type enforces it);
- *   adding a flag is adding one entry (and its field). The environment variable of a flag is derived
- *   from its name: `--max-window` ↔ `PLAIT_MAX_WINDOW`.
+ * - Every field of a command's config has exactly one {@link Setting} (the table's type enforces it).
+ *   A setting's names are derived from its flag: `--max-window` ↔ environment `PLAIT_MAX_WINDOW` ↔
+ *   config-file key `max-window` (kebab-case, the flag without its dashes).
  * - Precedence: a flag on the command line wins over its environment variable, which wins over the
- *   default. An empty environment variable counts as unset. A flag given twice keeps the last value.
+ *   config file, which wins over the default. An empty environment variable counts as unset. A flag
+ *   given twice keeps the last value; a list setting (`--service`) keeps every occurrence, and the
+ *   first source that has any replaces the others whole.
  * - Defaults are written as text and go through the same parser as user input, so the help shows
  *   exactly what is used.
  * - Every refusal is one {@link OptionsError} whose message is a single line naming the flag (and the
- *   environment variable when the value came from there), what it must be, and what was given —
- *   e.g. `plait proxy: --max-window must be at least 262144 bytes (got 1000)`.
- * - `--help` / `-h` anywhere wins over everything else, even over invalid values.
+ *   environment variable, or the key and the file, when the value came from there), what it must be,
+ *   and what was given — e.g. `plait proxy: --max-window must be at least 262144 bytes (got 1000)`.
+ *   A secret (`--token`) is never repeated in a message.
  *
  * Values: HOST:PORT (IPv6 in brackets, `[::1]:7000`); durations `500ms`, `5s`, `2m`, `1h` (a bare `0`
  * is allowed); sizes in bytes, `KiB`, `MiB` or `GiB` (`262144`, `256KiB`, `8MiB`); whole numbers; log
  * levels `trace`, `debug`, `info`, `warn`, `error`, `fatal`, `none`.
  *
- * A small hand parser rather than `effect/cli`: the flags are few and flat (no subcommands), and this
- * way the result is a plain value of `(argv, env)` — testable without a runtime — with exactly these
- * messages and exit code 2, identical on Node, Bun and Deno.
+ * The command line itself is read by `effect/cli` (`Cli.ts` builds its commands from these tables),
+ * the config file by `ConfigFile.ts`; this module only knows text values and where they came from,
+ * so it is testable without a runtime.
+ *
+ * **Adding a flag** is one entry in a table below (plus its field in the config interface): give its
+ * `flag`, `metavar`, `doc`, `default` (as text, or `undefined` with a `defaultDoc`) and `parse` (one of
+ * the value parsers here, or a new one returning `Result<A, string>` whose failure continues a
+ * sentence that starts with the flag's name). Its environment variable, config-file key, help line
+ * and README row follow from the flag's name; set `file: "number"` or `file: "boolean"` when a config
+ * file may write it as a number or a boolean, `secret: true` when its value must never be echoed,
+ * `list: true` for a repeatable flag. The command's `start` (in `Commands.ts`) then reads the field.
  *
  * @since 0.1.0
  */
@@ -41,8 +51,15 @@ import * as Tcp from "../transport/Tcp.ts"
 // ---------------------------------------------------------------------------------------------
 // Configs
 
-/** Settings shared by both commands. */
+/**
+ * Settings shared by both commands.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface CommonConfig {
+  /** The config file the other settings were read from (`--config`), if any; SIGHUP re-reads it. */
+  readonly config: string | undefined
   readonly keepaliveIntervalMillis: number
   readonly keepaliveTimeoutMillis: number
   readonly maxWindow: number
@@ -59,10 +76,49 @@ export interface CommonConfig {
   readonly token: string | undefined
 }
 
-/** A validated `plait proxy` configuration. */
+/**
+ * A named service of the proxy: clients accepted on `listen` are carried in streams naming it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ProxyService {
+  readonly name: string
+  readonly listen: TcpAddress
+}
+
+/**
+ * PROXY protocol header a server puts in front of a forwarded stream (haproxy's v1 text or v2 binary).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ProxyProtocolVersion = "v1" | "v2"
+
+/**
+ * A named service of the server: streams naming it are forwarded to `target`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ServerService {
+  readonly name: string
+  readonly target: TcpAddress
+  /** Prepend a PROXY protocol header carrying the client's address; `undefined`: none. */
+  readonly proxyProtocol: ProxyProtocolVersion | undefined
+}
+
+/**
+ * A validated `plait proxy` configuration.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ProxyConfig extends CommonConfig {
   readonly listen: TcpAddress
   readonly upstream: TcpAddress
+  /** Named services besides the default one on `listen` (`--service`, the file's `services`). */
+  readonly services: ReadonlyArray<ProxyService>
   readonly linkWaitMillis: number
   readonly maxClients: number
   /** Dial the server with TLS (implied by any other `--tls-*` flag). */
@@ -73,11 +129,18 @@ export interface ProxyConfig extends CommonConfig {
   readonly tlsServername: string | undefined
 }
 
-/** A validated `plait server` configuration. */
+/**
+ * A validated `plait server` configuration.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ServerConfig extends CommonConfig {
   readonly listen: TcpAddress
   /** The backend each stream is forwarded to; `undefined` serves the embedded echo. */
   readonly target: TcpAddress | undefined
+  /** Named services besides the default one (`--service`, the file's `services`). */
+  readonly services: ReadonlyArray<ServerService>
   readonly maxSessions: number
   readonly tlsCert: string | undefined
   readonly tlsKey: string | undefined
@@ -85,12 +148,17 @@ export interface ServerConfig extends CommonConfig {
   readonly tlsCa: string | undefined
 }
 
-/** The session settings of a config, as `Proxy`/`Server` options take them. */
+/**
+ * The session settings of a config, as `Proxy`/`Server` options take them.
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
 export const sessionOptions = (config: CommonConfig): Partial<SessionConfig> => ({
   keepaliveIntervalMillis: config.keepaliveIntervalMillis,
   keepaliveTimeoutMillis: config.keepaliveTimeoutMillis,
   maxWindow: config.maxWindow,
-  windowAutoTune: config.windowAutoTune ? 1 : 0,
+  windowAutoTune: config.windowAutoTune,
   drainTimeoutMillis: config.drainMillis,
   maxStreams: config.maxStreams,
   acceptBacklog: config.acceptBacklog,
@@ -99,30 +167,58 @@ export const sessionOptions = (config: CommonConfig): Partial<SessionConfig> => 
   idleTimeoutMillis: config.idleTimeoutMillis
 })
 
-/** What a command line asks for. */
-export type Parsed<C> = { readonly _tag: "Run"; readonly config: C } | { readonly _tag: "Help"; readonly text: string }
-
-/** A refused command line; `message` is the one line to print. Exit with {@link USAGE_EXIT_CODE}. */
+/**
+ * A refused command line, environment or config file; `message` is the one line to print. Exit with
+ * {@link USAGE_EXIT_CODE}.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class OptionsError extends Data.TaggedError("OptionsError")<{
+  /** `proxy` or `server`; empty for the `plait` command itself. */
   readonly command: string
-  /** The flag concerned (`--max-window`), or `argv` for a malformed command line. */
+  /**
+   * The setting concerned: a flag (`--max-window`), a config-file key (`services.web.target`), or
+   * `argv` for a malformed command line.
+   */
   readonly setting: string
   /** What is wrong, without the `plait <command>:` prefix. */
   readonly detail: string
+  /** The config file concerned, when the problem is in one. */
+  readonly file?: string | undefined
 }> {
   override get message(): string {
-    return `plait ${this.command}: ${this.detail}`
+    return this.command === "" ? `plait: ${this.detail}` : `plait ${this.command}: ${this.detail}`
   }
 }
 
-/** Exit code for a refused command line (the getopt / shell-builtin convention for misuse). */
+/**
+ * Exit code for a refused command line (the getopt / shell-builtin convention for misuse).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const USAGE_EXIT_CODE = 2
 
 // ---------------------------------------------------------------------------------------------
-// Flag tables
+// Setting tables
 
-/** One flag: how it reads, documents and defaults a value of type `A`. */
-export interface FlagSpec<A> {
+/**
+ * How a config file may write a setting: a string, a number or a string (sizes, counts, durations
+ * such as `0`), or a boolean.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type FileKind = "string" | "number" | "boolean" | "proxy-services" | "server-services"
+
+/**
+ * One setting: how it reads, documents and defaults a value of type `A`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Setting<A> {
   readonly flag: `--${string}`
   /** Placeholder in the help, e.g. `HOST:PORT`. */
   readonly metavar: string
@@ -133,25 +229,99 @@ export interface FlagSpec<A> {
   readonly defaultDoc?: string
   /** A switch: given alone it means `true` (`--tls`); `--tls=false` and its variable still parse. */
   readonly switch?: true
-  /** Parses a value; a failure is the rest of a sentence that starts with the flag name. */
+  /** How a config file writes it (default `string`). */
+  readonly file?: FileKind
+  /** Never repeat the value in a message (a token). */
+  readonly secret?: true
+  /** Not read from the config file (only `--config` itself). */
+  readonly notInFile?: true
+  /** Parses a value; a failure is the rest of a sentence that starts with the setting's name. */
   readonly parse: (text: string) => Result.Result<A, string>
 }
 
-/** One entry per config field. */
-export type Flags<C> = { readonly [K in keyof C]: FlagSpec<C[K]> }
+/**
+ * A repeatable setting (`--service a=… --service b=…`) whose value is the list of its occurrences.
+ * Its environment variable holds the occurrences separated by whitespace.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ListSetting<I> {
+  readonly flag: `--${string}`
+  readonly metavar: string
+  readonly doc: string
+  readonly defaultDoc: string
+  readonly list: true
+  /** The file's form of the list (a map by name, see `ConfigFile.ts`). */
+  readonly file: FileKind
+  readonly parse: (text: string) => Result.Result<I, string>
+  /** The name each item is known by; two items of one name are refused. */
+  readonly nameOf: (item: I) => string
+}
 
-/** The environment variable of a flag: `--max-window` ↔ `PLAIT_MAX_WINDOW`. */
+/**
+ * One entry per config field; list fields take a {@link ListSetting}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Settings<C> = {
+  readonly [K in keyof C]: C[K] extends ReadonlyArray<infer I> ? ListSetting<I> : Setting<C[K]>
+}
+
+/**
+ * Either kind of setting, as code iterating over a table sees it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AnySetting = Setting<unknown> | ListSetting<unknown>
+
+/**
+ * Whether a setting is repeatable.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isList = (setting: AnySetting): setting is ListSetting<unknown> => "list" in setting
+
+/**
+ * The environment variable of a flag: `--max-window` ↔ `PLAIT_MAX_WINDOW`.
+ *
+ * @since 0.1.0
+ * @category naming
+ */
 export const envName = (flag: string): string => `PLAIT_${flag.slice(2).toUpperCase().replaceAll("-", "_")}`
+
+/**
+ * The config-file key of a flag: `--max-window` ↔ `max-window`; a list flag's key is plural
+ * (`--service` ↔ `services`).
+ *
+ * @since 0.1.0
+ * @category naming
+ */
+export const configKey = (setting: AnySetting): string =>
+  isList(setting) ? `${setting.flag.slice(2)}s` : setting.flag.slice(2)
 
 // ---------------------------------------------------------------------------------------------
 // Value parsers
 
 const quote = (text: string): string => JSON.stringify(text)
 
-/** Formats an address as `host:port` (IPv6 in brackets). */
+/**
+ * Formats an address as `host:port` (IPv6 in brackets).
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
 export const formatAddress = Tcp.formatAddress
 
-/** `HOST:PORT`; `minPort` 0 lets a listener pick a free port. */
+/**
+ * `HOST:PORT`; `minPort` 0 lets a listener pick a free port.
+ *
+ * @since 0.1.0
+ * @category parsers
+ */
 export const address =
   (minPort: 0 | 1) =>
   (text: string): Result.Result<TcpAddress, string> => {
@@ -169,7 +339,12 @@ export const address =
 const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
 const DAY = 86_400_000
 
-/** Formats milliseconds with the largest unit that divides them: `30s`, `500ms`, `2m`. */
+/**
+ * Formats milliseconds with the largest unit that divides them: `30s`, `500ms`, `2m`.
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
 export const formatDuration = (millis: number): string => {
   if (millis === 0) return "0"
   for (const unit of ["h", "m", "s"] as const) {
@@ -179,7 +354,12 @@ export const formatDuration = (millis: number): string => {
   return `${millis}ms`
 }
 
-/** A duration in milliseconds within `[min, max]`: `500ms`, `5s`, `1.5s`, `2m`, `1h`, or `0`. */
+/**
+ * A duration in milliseconds within `[min, max]`: `500ms`, `5s`, `1.5s`, `2m`, `1h`, or `0`.
+ *
+ * @since 0.1.0
+ * @category parsers
+ */
 export const duration =
   (min: number, max: number = DAY) =>
   (text: string): Result.Result<number, string> => {
@@ -200,7 +380,12 @@ export const duration =
 
 const SIZE_UNITS: Readonly<Record<string, number>> = { "": 1, b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 }
 
-/** Formats bytes with the largest binary unit that divides them: `4MiB`, `262144` → `256KiB`. */
+/**
+ * Formats bytes with the largest binary unit that divides them: `4MiB`, `262144` → `256KiB`.
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
 export const formatBytes = (bytes: number): string => {
   for (const unit of ["GiB", "MiB", "KiB"] as const) {
     const size = SIZE_UNITS[unit.toLowerCase()]!
@@ -209,7 +394,12 @@ export const formatBytes = (bytes: number): string => {
   return String(bytes)
 }
 
-/** A size in bytes within `[min, max]`: `262144`, `256KiB`, `8MiB`, `1.5MiB`, `1GiB`. */
+/**
+ * A size in bytes within `[min, max]`: `262144`, `256KiB`, `8MiB`, `1.5MiB`, `1GiB`.
+ *
+ * @since 0.1.0
+ * @category parsers
+ */
 export const bytes =
   (min: number, max: number) =>
   (text: string): Result.Result<number, string> => {
@@ -225,11 +415,21 @@ export const bytes =
     return Result.succeed(value)
   }
 
-/** Any non-empty text (a file name, a token, a host name). */
+/**
+ * Any non-empty text (a file name, a token, a host name).
+ *
+ * @since 0.1.0
+ * @category parsers
+ */
 export const text = (value: string): Result.Result<string, string> =>
   value.length === 0 ? Result.fail("must not be empty") : Result.succeed(value)
 
-/** A yes/no value: `true`/`false`, `1`/`0`, `yes`/`no`. */
+/**
+ * A yes/no value: `true`/`false`, `1`/`0`, `yes`/`no`.
+ *
+ * @since 0.1.0
+ * @category parsers
+ */
 export const boolean = (value: string): Result.Result<boolean, string> => {
   const normalized = value.trim().toLowerCase()
   if (normalized === "true" || normalized === "1" || normalized === "yes") return Result.succeed(true)
@@ -237,7 +437,12 @@ export const boolean = (value: string): Result.Result<boolean, string> => {
   return Result.fail(`must be true or false (got ${quote(value)})`)
 }
 
-/** A whole number within `[min, max]`. */
+/**
+ * A whole number within `[min, max]`.
+ *
+ * @since 0.1.0
+ * @category parsers
+ */
 export const integer =
   (min: number, max: number) =>
   (text: string): Result.Result<number, string> => {
@@ -258,7 +463,12 @@ const LOG_LEVELS: Readonly<Record<string, LogLevel.LogLevel>> = {
   none: "None"
 }
 
-/** A log level by its lower-case name (case-insensitive). */
+/**
+ * A log level by its lower-case name (case-insensitive).
+ *
+ * @since 0.1.0
+ * @category parsers
+ */
 export const logLevel = (text: string): Result.Result<LogLevel.LogLevel, string> => {
   const level = LOG_LEVELS[text.trim().toLowerCase()]
   return level === undefined
@@ -266,15 +476,97 @@ export const logLevel = (text: string): Result.Result<LogLevel.LogLevel, string>
     : Result.succeed(level)
 }
 
+/**
+ * Longest service name: it travels in every stream's open message, so it is kept short.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_SERVICE_NAME_LENGTH = 64
+
+/**
+ * A service name: 1 to {@link MAX_SERVICE_NAME_LENGTH} letters, digits, `.`, `_` or `-`, starting
+ * with a letter or digit.
+ *
+ * @since 0.1.0
+ * @category parsers
+ */
+export const serviceName = (value: string): Result.Result<string, string> =>
+  /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(value) && value.length <= MAX_SERVICE_NAME_LENGTH
+    ? Result.succeed(value)
+    : Result.fail(
+        `name must be 1 to ${MAX_SERVICE_NAME_LENGTH} letters, digits, ".", "_" or "-", starting with a letter or digit (got ${quote(value)})`
+      )
+
+/** Splits `NAME=REST`, checking the name. */
+const namedValue = (value: string): Result.Result<readonly [string, string], string> => {
+  const eq = value.indexOf("=")
+  if (eq < 0) return Result.fail(`must be NAME=HOST:PORT (got ${quote(value)})`)
+  return Result.map(serviceName(value.slice(0, eq)), (name) => [name, value.slice(eq + 1)] as const)
+}
+
+/**
+ * A proxy service: `NAME=HOST:PORT` (the address clients of that service connect to).
+ *
+ * @since 0.1.0
+ * @category parsers
+ */
+export const proxyService = (value: string): Result.Result<ProxyService, string> =>
+  Result.flatMap(namedValue(value), ([name, rest]) => Result.map(address(0)(rest), (listen) => ({ name, listen })))
+
+/**
+ * The PROXY protocol version of a server service: `v1` or `v2`.
+ *
+ * @since 0.1.0
+ * @category parsers
+ */
+export const proxyProtocol = (value: string): Result.Result<ProxyProtocolVersion, string> =>
+  value === "v1" || value === "v2" ? Result.succeed(value) : Result.fail(`must be v1 or v2 (got ${quote(value)})`)
+
+/**
+ * A server service: `NAME=HOST:PORT[,proxy-protocol=v1|v2]` (where that service's streams go).
+ *
+ * @since 0.1.0
+ * @category parsers
+ */
+export const serverService = (value: string): Result.Result<ServerService, string> =>
+  Result.flatMap(namedValue(value), ([name, rest]) => {
+    const [target, ...options] = rest.split(",")
+    return Result.flatMap(address(1)(target!), (target) => {
+      let version: ProxyProtocolVersion | undefined
+      for (const option of options) {
+        const [key, optionValue] = option.split("=", 2)
+        if (key !== "proxy-protocol" || optionValue === undefined) {
+          return Result.fail(`${name}: unknown option ${quote(option)} (options: proxy-protocol=v1|v2)`)
+        }
+        const parsed = proxyProtocol(optionValue)
+        if (Result.isFailure(parsed)) return Result.fail(`${name}: proxy-protocol ${parsed.failure}`)
+        version = parsed.success
+      }
+      return Result.succeed({ name, target, proxyProtocol: version })
+    })
+  })
+
 // ---------------------------------------------------------------------------------------------
 // The commands' tables
 
-const commonFlags: Flags<CommonConfig> = {
+const configSetting: Setting<string | undefined> = {
+  flag: "--config",
+  metavar: "FILE",
+  doc: "read settings from this YAML (.yaml, .yml) or TOML (.toml) file; flags and environment override it; SIGHUP re-reads it",
+  default: undefined,
+  defaultDoc: "none",
+  notInFile: true,
+  parse: text
+}
+
+const commonSettings: Omit<Settings<CommonConfig>, "config"> = {
   keepaliveIntervalMillis: {
     flag: "--keepalive-interval",
     metavar: "DURATION",
     doc: "idle time on the link before a ping is sent (0 disables keepalive)",
     default: formatDuration(sessionDefaults.keepaliveIntervalMillis),
+    file: "number",
     parse: duration(0)
   },
   keepaliveTimeoutMillis: {
@@ -282,6 +574,7 @@ const commonFlags: Flags<CommonConfig> = {
     metavar: "DURATION",
     doc: "how long a ping may go unanswered before the link is declared dead",
     default: formatDuration(sessionDefaults.keepaliveTimeoutMillis),
+    file: "number",
     parse: duration(1)
   },
   maxWindow: {
@@ -289,6 +582,7 @@ const commonFlags: Flags<CommonConfig> = {
     metavar: "BYTES",
     doc: `receive window per stream (at least ${INITIAL_WINDOW} = 256KiB)`,
     default: formatBytes(sessionDefaults.maxWindow),
+    file: "number",
     parse: bytes(INITIAL_WINDOW, MAX_UINT32)
   },
   windowAutoTune: {
@@ -297,6 +591,7 @@ const commonFlags: Flags<CommonConfig> = {
     doc: "start each stream at 256KiB and grow it toward --max-window as its reader keeps up (stalled readers then pin little memory)",
     default: "false",
     switch: true,
+    file: "boolean",
     parse: boolean
   },
   drainMillis: {
@@ -304,6 +599,7 @@ const commonFlags: Flags<CommonConfig> = {
     metavar: "DURATION",
     doc: "on SIGINT/SIGTERM, how long open streams may finish before they are reset",
     default: "10s",
+    file: "number",
     parse: duration(0)
   },
   logLevel: {
@@ -318,6 +614,7 @@ const commonFlags: Flags<CommonConfig> = {
     metavar: "N",
     doc: "streams open at once on one link; a SYN beyond it is refused with RST",
     default: String(sessionDefaults.maxStreams),
+    file: "number",
     parse: integer(1, 10_000_000)
   },
   acceptBacklog: {
@@ -325,6 +622,7 @@ const commonFlags: Flags<CommonConfig> = {
     metavar: "N",
     doc: "inbound streams waiting to be served; a SYN beyond it is refused with RST",
     default: String(sessionDefaults.acceptBacklog),
+    file: "number",
     parse: integer(1, 1_000_000)
   },
   maxUnackedOpens: {
@@ -332,6 +630,7 @@ const commonFlags: Flags<CommonConfig> = {
     metavar: "N",
     doc: "outbound streams not yet acknowledged; further opens wait",
     default: String(sessionDefaults.maxUnackedOpens),
+    file: "number",
     parse: integer(1, 1_000_000)
   },
   maxSessionBuffer: {
@@ -339,6 +638,7 @@ const commonFlags: Flags<CommonConfig> = {
     metavar: "BYTES",
     doc: "bytes buffered for all streams of a link before the link stops being read",
     default: formatBytes(sessionDefaults.maxSessionBuffer),
+    file: "number",
     parse: bytes(INITIAL_WINDOW, Number.MAX_SAFE_INTEGER)
   },
   idleTimeoutMillis: {
@@ -346,6 +646,7 @@ const commonFlags: Flags<CommonConfig> = {
     metavar: "DURATION",
     doc: "a stream with no data either way for this long is reset (0: never)",
     default: formatDuration(sessionDefaults.idleTimeoutMillis),
+    file: "number",
     parse: duration(0)
   },
   token: {
@@ -354,12 +655,19 @@ const commonFlags: Flags<CommonConfig> = {
     doc: "shared secret: the link starts with an HMAC challenge-response (never sent in the clear)",
     default: undefined,
     defaultDoc: "none: plain yamux, no authentication",
+    secret: true,
     parse: text
   }
 }
 
-/** The flags of `plait proxy`, in help order. */
-export const proxyFlags: Flags<ProxyConfig> = {
+/**
+ * The settings of `plait proxy`, in help order.
+ *
+ * @since 0.1.0
+ * @category tables
+ */
+export const proxySettings: Settings<ProxyConfig> = {
+  config: configSetting,
   listen: {
     flag: "--listen",
     metavar: "HOST:PORT",
@@ -374,12 +682,23 @@ export const proxyFlags: Flags<ProxyConfig> = {
     default: formatAddress(PlaitProxy.DEFAULT_UPSTREAM),
     parse: address(1)
   },
-  ...commonFlags,
+  services: {
+    flag: "--service",
+    metavar: "NAME=HOST:PORT",
+    doc: "also accept clients on HOST:PORT for the server's service NAME (repeatable)",
+    defaultDoc: "none",
+    list: true,
+    file: "proxy-services",
+    parse: proxyService,
+    nameOf: (service) => service.name
+  },
+  ...commonSettings,
   linkWaitMillis: {
     flag: "--link-wait",
     metavar: "DURATION",
     doc: "how long a new client waits for the link to come up before it is closed",
     default: "10s",
+    file: "number",
     parse: duration(1)
   },
   maxClients: {
@@ -387,6 +706,7 @@ export const proxyFlags: Flags<ProxyConfig> = {
     metavar: "N",
     doc: "client connections carried at once; more are refused",
     default: "10000",
+    file: "number",
     parse: integer(1, 1_000_000)
   },
   tls: {
@@ -395,6 +715,7 @@ export const proxyFlags: Flags<ProxyConfig> = {
     doc: "dial the server with TLS, verified against the system's trust store (or --tls-ca)",
     default: "false",
     switch: true,
+    file: "boolean",
     parse: boolean
   },
   tlsCa: {
@@ -431,8 +752,14 @@ export const proxyFlags: Flags<ProxyConfig> = {
   }
 }
 
-/** The flags of `plait server`, in help order. */
-export const serverFlags: Flags<ServerConfig> = {
+/**
+ * The settings of `plait server`, in help order.
+ *
+ * @since 0.1.0
+ * @category tables
+ */
+export const serverSettings: Settings<ServerConfig> = {
+  config: configSetting,
   listen: {
     flag: "--listen",
     metavar: "HOST:PORT",
@@ -448,12 +775,23 @@ export const serverFlags: Flags<ServerConfig> = {
     defaultDoc: "none: the embedded echo service answers",
     parse: address(1)
   },
-  ...commonFlags,
+  services: {
+    flag: "--service",
+    metavar: "NAME=HOST:PORT[,proxy-protocol=v1|v2]",
+    doc: "forward the streams of service NAME to HOST:PORT, optionally behind a PROXY protocol header (repeatable)",
+    defaultDoc: "none",
+    list: true,
+    file: "server-services",
+    parse: serverService,
+    nameOf: (service) => service.name
+  },
+  ...commonSettings,
   maxSessions: {
     flag: "--max-sessions",
     metavar: "N",
     doc: "proxy links served at once; more are refused",
     default: "64",
+    file: "number",
     parse: integer(1, 1_000_000)
   },
   tlsCert: {
@@ -483,18 +821,38 @@ export const serverFlags: Flags<ServerConfig> = {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Parsing
+// Resolution
 
-/** The process environment, or any record like it. */
+/**
+ * The process environment, or any record like it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Env = Readonly<Record<string, string | undefined>>
 
-/** Where a value came from, for messages. */
-type Source = "flag" | "env" | "default"
+/**
+ * What the command line gave, by config field: the text of each occurrence of its flag, in order
+ * (a switch given alone is `"true"`). Fields not given may be absent or empty.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Given = Readonly<Record<string, ReadonlyArray<string>>>
 
-const HELP_FLAGS = new Set(["--help", "-h"])
+/**
+ * Values a config file set, by config field, already validated (see `ConfigFile.ts`), and the file.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FileValues {
+  readonly path: string
+  readonly values: Readonly<Record<string, unknown>>
+}
 
-/** Which session setting each flag sets, to name the flag when the session's own validation refuses. */
-const SESSION_FLAGS: Readonly<Record<string, keyof CommonConfig>> = {
+/** Which session setting each config field sets, to name the flag when the session's own validation refuses. */
+const SESSION_FIELDS: Readonly<Record<string, keyof CommonConfig>> = {
   keepaliveIntervalMillis: "keepaliveIntervalMillis",
   keepaliveTimeoutMillis: "keepaliveTimeoutMillis",
   maxWindow: "maxWindow",
@@ -507,118 +865,114 @@ const SESSION_FLAGS: Readonly<Record<string, keyof CommonConfig>> = {
   idleTimeoutMillis: "idleTimeoutMillis"
 }
 
-/** Parses and validates a command line against a flag table. Pure: reads only its arguments. */
-export const parseArgs = <C extends CommonConfig>(
+/** How a refusal names a value's origin after the flag: ` (from PLAIT_X)`, ` (default)` or nothing. */
+type Origin =
+  | { readonly _tag: "flag" }
+  | { readonly _tag: "env"; readonly variable: string }
+  | { readonly _tag: "default" }
+
+const originText = (origin: Origin): string =>
+  origin._tag === "env" ? ` (from ${origin.variable})` : origin._tag === "default" ? " (default)" : ""
+
+/**
+ * Resolves every setting of a table from the flags given, the environment, the config file's values
+ * and the defaults (in that order of precedence), validating each, then the session settings
+ * together. Pure: reads only its arguments.
+ *
+ * @since 0.1.0
+ * @category resolution
+ */
+export const resolve = <C extends CommonConfig>(
   command: string,
-  summary: string,
-  flags: Flags<C>,
-  argv: ReadonlyArray<string>,
-  env: Env
-): Parsed<C> | OptionsError => {
-  if (argv.some((arg) => HELP_FLAGS.has(arg))) return { _tag: "Help", text: renderHelp(command, summary, flags) }
+  settings: Settings<C>,
+  given: Given,
+  env: Env,
+  file?: FileValues
+): C | OptionsError => {
   const fail = (setting: string, detail: string) => new OptionsError({ command, setting, detail })
-  const keys = Object.keys(flags) as Array<keyof C & string>
-  const byFlag = new Map(keys.map((key) => [flags[key].flag as string, key]))
-  const given = new Map<keyof C, string>()
-
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!
-    // A lone `--` (left by some launchers) separates nothing here.
-    if (arg === "--") continue
-    if (!arg.startsWith("-")) return fail("argv", `unexpected argument ${quote(arg)} (see --help)`)
-    const eq = arg.indexOf("=")
-    const name = eq < 0 ? arg : arg.slice(0, eq)
-    const key = byFlag.get(name)
-    if (key === undefined) return fail(name, `unknown flag ${name} (see --help)`)
-    const spec = flags[key]
-    let value: string | undefined
-    if (eq >= 0) {
-      value = arg.slice(eq + 1)
-    } else if (spec.switch === true) {
-      value = "true"
-    } else {
-      value = argv[i + 1]
-      if (value === undefined || value.startsWith("--")) {
-        return fail(name, `${name} needs a value: ${spec.metavar}`)
-      }
-      i++
-    }
-    given.set(key, value)
-  }
-
   const config: Record<string, unknown> = {}
-  for (const key of keys) {
-    const spec = flags[key] as FlagSpec<unknown>
-    const variable = envName(spec.flag)
+  const fields = Object.keys(settings) as Array<keyof C & string>
+  for (const field of fields) {
+    const setting = settings[field] as AnySetting
+    const variable = envName(setting.flag)
+    const fromFlags = given[field] ?? []
     const fromEnv = env[variable]
-    const [text, source]: [string | undefined, Source] = given.has(key)
-      ? [given.get(key), "flag"]
-      : fromEnv !== undefined && fromEnv !== ""
-        ? [fromEnv, "env"]
-        : [spec.default, "default"]
-    if (text === undefined) {
-      config[key] = undefined
+    const envSet = fromEnv !== undefined && fromEnv.trim() !== ""
+    const fileSet = file !== undefined && field in file.values
+
+    if (isList(setting)) {
+      const [texts, origin]: [ReadonlyArray<string>, Origin] | [undefined, undefined] =
+        fromFlags.length > 0
+          ? [fromFlags, { _tag: "flag" }]
+          : envSet
+            ? [fromEnv.trim().split(/\s+/), { _tag: "env", variable }]
+            : [undefined, undefined]
+      let items: ReadonlyArray<unknown> = []
+      if (texts !== undefined) {
+        const parsed: Array<unknown> = []
+        for (const itemText of texts) {
+          const result = setting.parse(itemText)
+          if (Result.isFailure(result)) {
+            return fail(setting.flag, `${setting.flag}${originText(origin!)} ${result.failure}`)
+          }
+          parsed.push(result.success)
+        }
+        items = parsed
+      } else if (fileSet) {
+        items = file.values[field] as ReadonlyArray<unknown>
+      }
+      const seen = new Set<string>()
+      for (const item of items) {
+        const name = setting.nameOf(item)
+        if (seen.has(name)) return fail(setting.flag, `${setting.flag} names service ${quote(name)} twice`)
+        seen.add(name)
+      }
+      config[field] = items
       continue
     }
-    const result = spec.parse(text)
-    if (Result.isFailure(result)) {
-      const origin = source === "env" ? ` (from ${variable})` : source === "default" ? " (default)" : ""
-      return fail(spec.flag, `${spec.flag}${origin} ${result.failure}`)
+
+    if (fromFlags.length === 0 && !envSet && fileSet) {
+      config[field] = file.values[field]
+      continue
     }
-    config[key] = result.success
+    const [value, origin]: [string | undefined, Origin] =
+      fromFlags.length > 0
+        ? [fromFlags[fromFlags.length - 1], { _tag: "flag" }]
+        : envSet
+          ? [fromEnv, { _tag: "env", variable }]
+          : [setting.default, { _tag: "default" }]
+    if (value === undefined) {
+      config[field] = undefined
+      continue
+    }
+    const result = setting.parse(value)
+    if (Result.isFailure(result)) return fail(setting.flag, `${setting.flag}${originText(origin)} ${result.failure}`)
+    config[field] = result.success
   }
 
   const typed = config as unknown as C
   const session = validateSessionConfig(sessionOptions(typed))
   if (session instanceof ConfigError) {
-    const key = SESSION_FLAGS[session.setting]
-    const flag = key === undefined ? session.setting : flags[key].flag
+    const field = SESSION_FIELDS[session.setting]
+    const flag = field === undefined ? session.setting : (settings[field] as AnySetting).flag
     return fail(flag, `${flag}: ${session.message}`)
   }
-  return { _tag: "Run", config: typed }
+  return typed
 }
 
-/** Renders the `--help` text of a command from its table. */
-export const renderHelp = <C>(command: string, summary: string, flags: Flags<C>): string => {
-  const specs = Object.values(flags) as Array<FlagSpec<unknown>>
-  const rows = specs.map((spec) => ({
-    left: spec.metavar === "" ? `  ${spec.flag}` : `  ${spec.flag} ${spec.metavar}`,
-    lines: [spec.doc, `env ${envName(spec.flag)}, default ${spec.default ?? spec.defaultDoc ?? "none"}`]
-  }))
-  rows.push({ left: "  -h, --help", lines: ["show this help and exit"] })
-  const width = Math.max(...rows.map((row) => row.left.length)) + 2
-  const options = rows.flatMap((row) =>
-    row.lines.map((line, i) => (i === 0 ? row.left.padEnd(width) : " ".repeat(width)) + line)
-  )
-  return [
-    `plait ${command}: ${summary}`,
-    "",
-    `Usage: plait ${command} [options]`,
-    `       npm run ${command} -- [options] | bun run ${command} [options] | deno task ${command} [options]`,
-    "",
-    "Options (a flag wins over its environment variable, which wins over the default):",
-    ...options,
-    "",
-    "Values: HOST:PORT (IPv6 as [::1]:7000); durations 500ms, 5s, 2m, 1h; sizes 262144, 256KiB, 8MiB.",
-    "Logs: one line per event on stderr: <time> <LEVEL> <message> [client=…] [peer=…] [stream=…].",
-    "Signals: SIGINT or SIGTERM stops accepting new connections, lets open streams finish for up to",
-    "--drain-timeout (the link is closed with GO_AWAY), then exits 0. A second signal exits at once",
-    "with code 130 (SIGINT) or 143 (SIGTERM).",
-    `Exit codes: 0 after a clean shutdown, 1 if the ${command} cannot start or fails, 2 for bad options.`,
-    ""
-  ].join("\n")
-}
-
-/** One-line summary of `plait proxy`. */
+/**
+ * One-line summary of `plait proxy`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const PROXY_SUMMARY = "accepts TCP clients and carries each over one multiplexed (yamux) link to a plait server"
-/** One-line summary of `plait server`. */
+
+/**
+ * One-line summary of `plait server`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const SERVER_SUMMARY =
   "accepts links from plait proxies and serves each stream by forwarding it to --target (or echoing)"
-
-/** Parses `plait proxy`'s arguments (without the runtime and script) and environment. */
-export const parseProxyArgs = (argv: ReadonlyArray<string>, env: Env): Parsed<ProxyConfig> | OptionsError =>
-  parseArgs("proxy", PROXY_SUMMARY, proxyFlags, argv, env)
-
-/** Parses `plait server`'s arguments (without the runtime and script) and environment. */
-export const parseServerArgs = (argv: ReadonlyArray<string>, env: Env): Parsed<ServerConfig> | OptionsError =>
-  parseArgs("server", SERVER_SUMMARY, serverFlags, argv, env)

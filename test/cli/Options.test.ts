@@ -1,19 +1,42 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Result } from "effect"
 import * as fc from "fast-check"
+import * as Cli from "../../src/cli/Cli.ts"
 import {
+  type AnySetting,
   bytes,
   duration,
   envName,
   formatBytes,
   formatDuration,
   OptionsError,
-  type Parsed,
-  parseProxyArgs,
-  parseServerArgs,
-  proxyFlags,
-  serverFlags
+  type ProxyConfig,
+  proxySettings,
+  type ServerConfig,
+  serverSettings
 } from "../../src/cli/Options.ts"
+
+/** What a command line asks of one command: its config, or the help text. */
+type Parsed<C> = { readonly _tag: "Run"; readonly config: C } | { readonly _tag: "Help"; readonly text: string }
+
+const noFiles = () => Result.fail("no files in this test")
+
+/** The whole command line path (effect/cli, environment, defaults) of `plait <command> ...argv`. */
+const parseArgs = <C>(command: string, argv: ReadonlyArray<string>, env: Record<string, string>) => {
+  const parsed = Cli.parse([command, ...argv], env, noFiles)
+  if (parsed instanceof OptionsError) return parsed
+  if (parsed._tag === "Print") return { _tag: "Help", text: parsed.text } as Parsed<C>
+  return { _tag: "Run", config: parsed.configured.config as C } as Parsed<C>
+}
+const parseProxyArgs = (argv: ReadonlyArray<string>, env: Record<string, string>) =>
+  parseArgs<ProxyConfig>("proxy", argv, env)
+const parseServerArgs = (argv: ReadonlyArray<string>, env: Record<string, string>) =>
+  parseArgs<ServerConfig>("server", argv, env)
+const proxyFlags = proxySettings as unknown as Record<string, AnySetting>
+const serverFlags = serverSettings as unknown as Record<string, AnySetting>
+const defaultOf = (spec: AnySetting) => ("list" in spec ? spec.defaultDoc : (spec.default ?? spec.defaultDoc))
+const switchOrValue = (spec: AnySetting) =>
+  !("list" in spec) && spec.switch === true ? spec.flag : `${spec.flag} ${spec.metavar}`
 
 const config = <C>(parsed: Parsed<C> | OptionsError): C => {
   if (parsed instanceof OptionsError) assert.fail(`expected a config, got: ${parsed.message}`)
@@ -31,8 +54,10 @@ const proxyError = (argv: ReadonlyArray<string>, env: Record<string, string> = {
 describe("parseProxyArgs", () => {
   it("uses the documented defaults with no arguments and no environment", () => {
     assert.deepStrictEqual(config(parseProxyArgs([], {})), {
+      config: undefined,
       listen: { host: "127.0.0.1", port: 7000 },
       upstream: { host: "127.0.0.1", port: 7001 },
+      services: [],
       keepaliveIntervalMillis: 30_000,
       keepaliveTimeoutMillis: 10_000,
       maxWindow: 4 * 1024 * 1024,
@@ -99,8 +124,10 @@ describe("parseProxyArgs", () => {
       )
     )
     assert.deepStrictEqual(parsed, {
+      config: undefined,
       listen: { host: "0.0.0.0", port: 9000 },
       upstream: { host: "example.internal", port: 7100 },
+      services: [],
       keepaliveIntervalMillis: 5_000,
       keepaliveTimeoutMillis: 500,
       maxWindow: 8 * 1024 * 1024,
@@ -165,8 +192,8 @@ describe("parseProxyArgs", () => {
     assert.ok(!(parsed instanceof OptionsError) && parsed._tag === "Help")
     const text = parsed._tag === "Help" ? parsed.text : ""
     for (const spec of Object.values(proxyFlags)) {
-      assert.include(text, spec.metavar === "" ? spec.flag : `${spec.flag} ${spec.metavar}`)
-      assert.include(text, `env ${envName(spec.flag)}, default ${spec.default ?? spec.defaultDoc}`)
+      assert.include(text, switchOrValue(spec))
+      assert.include(text, `env ${envName(spec.flag)}, default ${defaultOf(spec)}`)
     }
     assert.include(text, "stderr")
     assert.include(text, "SIGTERM")
@@ -381,8 +408,10 @@ describe("flag tables", () => {
     assert.sameMembers(
       Object.values(proxyFlags).map((spec) => spec.flag),
       [
+        "--config",
         "--listen",
         "--upstream",
+        "--service",
         "--link-wait",
         "--max-clients",
         "--tls",
@@ -395,7 +424,17 @@ describe("flag tables", () => {
     )
     assert.sameMembers(
       Object.values(serverFlags).map((spec) => spec.flag),
-      ["--listen", "--target", "--max-sessions", "--tls-cert", "--tls-key", "--tls-ca", ...common]
+      [
+        "--config",
+        "--listen",
+        "--target",
+        "--service",
+        "--max-sessions",
+        "--tls-cert",
+        "--tls-key",
+        "--tls-ca",
+        ...common
+      ]
     )
     assert.strictEqual(envName("--listen"), "PLAIT_LISTEN")
     assert.strictEqual(envName("--keepalive-interval"), "PLAIT_KEEPALIVE_INTERVAL")

@@ -102,9 +102,9 @@ describe("e2e: command line", () => {
     () =>
       Effect.forEach(
         [
-          { launcher: "npm", args: ["run", "--silent", "proxy", "--", "--help"], usage: "Usage: plait proxy" },
-          { launcher: bin("bun"), args: ["run", "proxy", "--help"], usage: "Usage: plait proxy" },
-          { launcher: bin("deno"), args: ["task", "server", "--help"], usage: "Usage: plait server" }
+          { launcher: "npm", args: ["run", "--silent", "proxy", "--", "--help"], usage: "plait proxy [flags]" },
+          { launcher: bin("bun"), args: ["run", "proxy", "--help"], usage: "plait proxy [flags]" },
+          { launcher: bin("deno"), args: ["task", "server", "--help"], usage: "plait server [flags]" }
         ],
         ({ launcher, args, usage }) =>
           Effect.scoped(

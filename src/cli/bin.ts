@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+/**
+ * The `plait` binary: `plait proxy [flags]`, `plait server [flags]`, `plait --help`, `plait --version`.
+ * Installed as `plait` by npm (`dist/cli/bin.js`); in the repository `npm run proxy`, `bun run proxy`
+ * and `deno task server` run this file. See `Main.ts` for logs, signals and exit codes, `Cli.ts` for
+ * the command line, `Options.ts` for the settings.
+ *
+ * @since 0.1.0
+ */
+import { commands } from "./Commands.ts"
+import { run } from "./Main.ts"
+
+run(commands)
