@@ -43,31 +43,86 @@ import * as crypto from "node:crypto"
 import { Data, Effect } from "effect"
 import { type Transport, TransportError } from "./Transport.ts"
 
-/** The challenge's magic: ASCII `plait-auth`. */
+/**
+ * The challenge's magic: ASCII `plait-auth`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const MAGIC: Uint8Array = new TextEncoder().encode("plait-auth")
-/** The protocol version this module speaks. */
+/**
+ * The protocol version this module speaks.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const VERSION = 1
-/** Bytes of each nonce. */
+/**
+ * Bytes of each nonce.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const NONCE_LENGTH = 32
-/** Bytes of an HMAC-SHA256 proof. */
+/**
+ * Bytes of an HMAC-SHA256 proof.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const PROOF_LENGTH = 32
-/** Bytes of the challenge: magic, version, server nonce. */
+/**
+ * Bytes of the challenge: magic, version, server nonce.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const CHALLENGE_LENGTH = MAGIC.length + 1 + NONCE_LENGTH
-/** Bytes of the answer: version, client nonce, proof. */
+/**
+ * Bytes of the answer: version, client nonce, proof.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const ANSWER_LENGTH = 1 + NONCE_LENGTH + PROOF_LENGTH
-/** Verdict status byte: accepted (followed by the server's proof). */
+/**
+ * Verdict status byte: accepted (followed by the server's proof).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const ACCEPTED = 0x00
-/** Verdict status byte: rejected (the server closes the connection after it). */
+/**
+ * Verdict status byte: rejected (the server closes the connection after it).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const REJECTED = 0x01
-/** Default bound on the whole handshake: 10 s. */
+/**
+ * Default bound on the whole handshake: 10 s.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DEFAULT_TIMEOUT_MS = 10_000
-/** Shortest token accepted without a warning. */
+/**
+ * Shortest token accepted without a warning.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const MIN_RECOMMENDED_TOKEN_LENGTH = 16
 
 const CLIENT_LABEL = new TextEncoder().encode("plait-auth-v1/client")
 const SERVER_LABEL = new TextEncoder().encode("plait-auth-v1/server")
 
-/** Why a handshake failed. */
+/**
+ * Why a handshake failed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type AuthFailureReason =
   /** The token did not match (the server refused the client, or the client the server). */
   | "rejected"
@@ -78,24 +133,44 @@ export type AuthFailureReason =
   /** The peer closed or reset the connection mid-handshake. */
   | "closed"
 
-/** The `cause` of a handshake {@link TransportError} raised here. */
+/**
+ * The `cause` of a handshake {@link TransportError} raised here.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class AuthError extends Data.TaggedError("AuthError")<{
   readonly reason: AuthFailureReason
   readonly message: string
   readonly cause?: unknown
 }> {}
 
-/** The reason of an authentication failure, if `error` is one. */
+/**
+ * The reason of an authentication failure, if `error` is one.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export const failureReason = (error: TransportError): AuthFailureReason | undefined =>
   error.operation === "handshake" && error.cause instanceof AuthError ? error.cause.reason : undefined
 
-/** Options of both sides. */
+/**
+ * Options of both sides.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface AuthOptions {
   /** Bound on the whole handshake (default {@link DEFAULT_TIMEOUT_MS}). */
   readonly timeoutMs?: number
 }
 
-/** Handshake counters of a server. */
+/**
+ * Handshake counters of a server.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface AuthStats {
   /** Peers that proved the token. */
   readonly accepted: number
@@ -108,7 +183,12 @@ export interface AuthStats {
   readonly failed: number
 }
 
-/** The server side: a handshake for `Server.make({ handshake })` and its counters. */
+/**
+ * The server side: a handshake for `Server.make({ handshake })` and its counters.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface AuthServer {
   readonly handshake: (transport: Transport) => Effect.Effect<Transport, TransportError>
   readonly stats: () => AuthStats
@@ -185,7 +265,12 @@ class Reader {
   }
 }
 
-/** `transport`, whose first `read` returns `leftover` (when non-empty). */
+/**
+ * `transport`, whose first `read` returns `leftover` (when non-empty).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const withLeftover = (transport: Transport, leftover: Uint8Array): Transport => {
   if (leftover.length === 0) return transport
   let pending: Uint8Array | undefined = leftover
@@ -226,6 +311,9 @@ const guarded = <A>(
  * The client side (the proxy): answers the server's challenge with `token`, checks the server's
  * proof and returns the transport to run the session over. Compose it with a dial:
  * `Tcp.connect(address).pipe(Effect.flatMap(Auth.client(token)))`.
+ *
+ * @since 0.1.0
+ * @category handshakes
  */
 export const client =
   (token: string, options: AuthOptions = {}) =>
@@ -306,6 +394,9 @@ export const client =
 /**
  * The server side: challenges each link, and hands on the transport only when the peer proved the
  * token. Failures are counted in `stats` and logged; the connection is closed.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const makeServer = (token: string, options: AuthOptions = {}): AuthServer => {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
@@ -394,7 +485,12 @@ export const makeServer = (token: string, options: AuthOptions = {}): AuthServer
   }
 }
 
-/** The server-side handshake alone, for `Server.make({ handshake: Auth.server(token) })`. */
+/**
+ * The server-side handshake alone, for `Server.make({ handshake: Auth.server(token) })`.
+ *
+ * @since 0.1.0
+ * @category handshakes
+ */
 export const server = (
   token: string,
   options: AuthOptions = {}

@@ -27,16 +27,31 @@ import { Effect } from "effect"
 import { concat } from "../internal/Bytes.ts"
 import { type Transport, TransportError } from "./Transport.ts"
 
-/** Options for {@link makePair}. */
+/**
+ * Options for {@link makePair}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface MemoryPairOptions {
   /** Unread bytes per direction above which writers wait (default 256 KiB). */
   readonly highWaterMark?: number
 }
 
-/** Which directions {@link MemoryPair.blackhole} cuts. */
+/**
+ * Which directions {@link MemoryPair.blackhole} cuts.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type BlackholeDirection = "both" | "aToB" | "bToA"
 
-/** Two connected in-memory transports. */
+/**
+ * Two connected in-memory transports.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface MemoryPair {
   readonly a: Transport
   readonly b: Transport
@@ -46,7 +61,12 @@ export interface MemoryPair {
   readonly buffered: () => { readonly toA: number; readonly toB: number }
 }
 
-/** Default per-direction high-water mark: 256 KiB. */
+/**
+ * Default per-direction high-water mark: 256 KiB.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DEFAULT_HIGH_WATER_MARK = 256 * 1024
 
 const wake = (waiter: (() => void) | undefined) => {
@@ -191,7 +211,12 @@ const makeEnd = (name: string, input: Pipe, output: Pipe, highWaterMark: number)
   return { read, write, closeWrite, close, reset, remoteAddress: `memory:${name === "a" ? "b" : "a"}` }
 }
 
-/** Synchronous {@link makePair}, for setup code outside Effect. */
+/**
+ * Synchronous {@link makePair}, for setup code outside Effect.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const makePairUnsafe = (options?: MemoryPairOptions): MemoryPair => {
   const highWaterMark = options?.highWaterMark ?? DEFAULT_HIGH_WATER_MARK
   const aToB = new Pipe()
@@ -214,6 +239,11 @@ export const makePairUnsafe = (options?: MemoryPairOptions): MemoryPair => {
   }
 }
 
-/** Two connected in-memory transports with bounded buffering per direction. */
+/**
+ * Two connected in-memory transports with bounded buffering per direction.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const makePair = (options?: MemoryPairOptions): Effect.Effect<MemoryPair> =>
   Effect.sync(() => makePairUnsafe(options))

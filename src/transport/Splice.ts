@@ -19,13 +19,23 @@ import { Effect, type Exit, Fiber } from "effect"
 import { concat } from "../internal/Bytes.ts"
 import type { DirectListener, DirectPort, Transport } from "./Transport.ts"
 
-/** Byte counts moved by {@link splice}, per direction. */
+/**
+ * Byte counts moved by {@link splice}, per direction.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SpliceStats {
   aToB: number
   bToA: number
 }
 
-/** Copies `from` into `to` until EOF, then half-closes `to`; counts bytes into `stats[key]`. */
+/**
+ * Copies `from` into `to` until EOF, then half-closes `to`; counts bytes into `stats[key]`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
 export const pump = <E1, E2>(
   from: Transport<E1>,
   to: Transport<E2>,
@@ -48,6 +58,9 @@ export const pump = <E1, E2>(
  *
  * Direct ports when both sides have them; otherwise one direction runs in the calling fiber and
  * only the other is forked: an idle proxied connection costs two fibers, not three.
+ *
+ * @since 0.1.0
+ * @category combinators
  */
 export const splice = <E1, E2>(
   a: Transport<E1>,
@@ -164,6 +177,9 @@ class DirectSplice<E1, E2> {
  * The callback core of a direct splice: joins `a` and `b` and calls `done` (from a microtask) with
  * `undefined` once both directions ended, or with the error that reset both sides. The returned
  * function interrupts: it resets both sides and `done` is never called.
+ *
+ * @since 0.1.0
+ * @category combinators
  */
 export const startDirectSplice = <E1, E2>(
   a: DirectPort<E1>,
@@ -202,7 +218,12 @@ const splicePumps = <E1, E2>(a: Transport<E1>, b: Transport<E2>, stats: SpliceSt
     })
   })
 
-/** Reads until EOF and returns every byte in one array (for tests and small request handlers). */
+/**
+ * Reads until EOF and returns every byte in one array (for tests and small request handlers).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
 export const readAll = <E>(from: Pick<Transport<E>, "read">): Effect.Effect<Uint8Array, E> =>
   Effect.gen(function* () {
     const parts: Array<Uint8Array> = []

@@ -43,7 +43,12 @@ import { Cause, Effect, Exit, FiberSet, Queue, type Scope } from "effect"
 import { concat } from "../internal/Bytes.ts"
 import { type DirectListener, type DirectPort, type Transport, TransportError } from "./Transport.ts"
 
-/** Tuning for one TCP transport. */
+/**
+ * Tuning for one TCP transport.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TcpOptions {
   /** Buffered unread bytes above which the socket is paused (default 256 KiB). */
   readonly readHighWaterMark?: number
@@ -51,13 +56,23 @@ export interface TcpOptions {
   readonly closeGraceMs?: number
 }
 
-/** Where to connect or listen. */
+/**
+ * Where to connect or listen.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TcpAddress {
   readonly host: string
   readonly port: number
 }
 
-/** A listening TCP server. */
+/**
+ * A listening TCP server.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TcpServer {
   /** The bound address; `port` is the real port when 0 was asked for. */
   readonly address: TcpAddress
@@ -68,19 +83,39 @@ export interface TcpServer {
   readonly accept: Effect.Effect<Transport, TransportError>
 }
 
-/** Default read high-water mark: 256 KiB. */
+/**
+ * Default read high-water mark: 256 KiB.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DEFAULT_READ_HIGH_WATER_MARK = 256 * 1024
 
-/** Default grace between `close` and a forced destroy. */
+/**
+ * Default grace between `close` and a forced destroy.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DEFAULT_CLOSE_GRACE_MS = 2000
 
 type Resume<A> = (effect: Effect.Effect<A, TransportError>) => void
 
-/** `host:port` for logs, IPv6 in brackets; `unknown` when the socket no longer knows its peer. */
+/**
+ * `host:port` for logs, IPv6 in brackets; `unknown` when the socket no longer knows its peer.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const formatHostPort = (host: string | undefined, port: number | undefined): string =>
   host === undefined ? "unknown" : host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
 
-/** Formats an address as `host:port` (IPv6 in brackets). */
+/**
+ * Formats an address as `host:port` (IPv6 in brackets).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const formatAddress = (address: TcpAddress): string => formatHostPort(address.host, address.port)
 
 const describeCause = (cause: unknown): string => {
@@ -124,11 +159,18 @@ class Failure {
  * duplex) as a {@link Transport}. Not scoped: the caller owns the transport and must `close` or
  * `reset` it; {@link connect} and {@link serve} do that for you. The socket is paused at once and
  * gets an `'error'` listener, so it never throws an unhandled error event.
+ * @since 0.1.0
+ * @category constructors
  */
 export const fromSocket = (socket: net.Socket, options?: TcpOptions): Effect.Effect<Transport> =>
   Effect.sync(() => makeTransport(socket, options))
 
-/** The synchronous core of {@link fromSocket}, for event handlers that cannot run an Effect. */
+/**
+ * The synchronous core of {@link fromSocket}, for event handlers that cannot run an Effect.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const makeTransport = (socket: net.Socket, options?: TcpOptions): Transport =>
   new TcpTransport(
     socket,
@@ -512,6 +554,8 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
  * The callback core of {@link dial}: calls `done` once with the transport or the `connect` error,
  * unless the returned cancel function runs first (it destroys the half-open socket). For callers
  * that compose a dial into their own callback-level state machine (the server's forwarder).
+ * @since 0.1.0
+ * @category constructors
  */
 export const dialWith = (
   address: TcpAddress,
@@ -549,6 +593,8 @@ export const dialWith = (
  * Dials `host:port`; the caller owns the transport and must `close` or `reset` it (see
  * {@link connect} for the scoped form). Interrupting the dial destroys the half-open socket. Fails
  * with a `connect` {@link TransportError}.
+ * @since 0.1.0
+ * @category constructors
  */
 export const dial = (address: TcpAddress, options?: TcpOptions): Effect.Effect<Transport, TransportError> =>
   Effect.callback<Transport, TransportError>((resume) => {
@@ -558,14 +604,24 @@ export const dial = (address: TcpAddress, options?: TcpOptions): Effect.Effect<T
     return Effect.sync(cancel)
   })
 
-/** {@link dial}, scoped: closing the scope `close`s the transport. */
+/**
+ * {@link dial}, scoped: closing the scope `close`s the transport.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const connect = (
   address: TcpAddress,
   options?: TcpOptions
 ): Effect.Effect<Transport, TransportError, Scope.Scope> =>
   Effect.acquireRelease(dial(address, options), (transport) => transport.close)
 
-/** Server options: where to listen plus per-connection tuning. */
+/**
+ * Server options: where to listen plus per-connection tuning.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ListenOptions extends TcpAddress, TcpOptions {
   /** Kernel accept backlog (default 511). */
   readonly backlog?: number
@@ -577,6 +633,9 @@ export interface ListenOptions extends TcpAddress, TcpOptions {
  * It does not wait for, or touch, connections already accepted: their owners close them.
  * Accepted connections wait, paused, in an unbounded queue until taken with `accept` (each costs a
  * socket and a few objects, no read buffers).
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const listen = (options: ListenOptions): Effect.Effect<TcpServer, TransportError, Scope.Scope> =>
   Effect.gen(function* () {
@@ -617,6 +676,8 @@ const ignoreError = () => {}
 /**
  * Binds `server` (plain or TLS) to `address`; fails with a `listen` {@link TransportError} naming the
  * address. Errors after binding go to `onServerError` (which fails the accept queue).
+ * @since 0.1.0
+ * @category constructors
  */
 export const bindServer = (
   server: net.Server,
@@ -651,6 +712,9 @@ export const bindServer = (
  * Accepts connections until `accept` fails, running `handler` for each in its own fiber. A
  * connection is `close`d when its handler ends, however it ends; handlers handle their own failures.
  * Interrupting `serve` interrupts every handler.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const serve = <R>(
   server: TcpServer,

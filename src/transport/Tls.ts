@@ -54,16 +54,36 @@ import { codeOf, rawMessage } from "../internal/errorText.ts"
 import * as Tcp from "./Tcp.ts"
 import { type Transport, TransportError } from "./Transport.ts"
 
-/** PEM text (or its bytes): a certificate chain, a private key or CA certificates. */
+/**
+ * PEM text (or its bytes): a certificate chain, a private key or CA certificates.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Pem = string | Uint8Array
 
-/** Default bound on a TLS handshake, both sides: 10 s. */
+/**
+ * Default bound on a TLS handshake, both sides: 10 s.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000
 
-/** Default bound on concurrent in-flight server handshakes. */
+/**
+ * Default bound on concurrent in-flight server handshakes.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DEFAULT_MAX_PENDING_HANDSHAKES = 1024
 
-/** Options of {@link connect}; `ca`/`cert`/`key`/`servername` map to `--tls-ca`/`--tls-cert`/… */
+/**
+ * Options of {@link connect}; `ca`/`cert`/`key`/`servername` map to `--tls-ca`/`--tls-cert`/…
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TlsConnectOptions extends Tcp.TcpOptions {
   /** CA certificates that may sign the server's certificate; default: the system trust store. */
   readonly ca?: Pem | ReadonlyArray<Pem>
@@ -79,7 +99,12 @@ export interface TlsConnectOptions extends Tcp.TcpOptions {
   readonly handshakeTimeoutMs?: number
 }
 
-/** Options of {@link listen}; `cert`/`key`/`ca` map to `--tls-cert`/`--tls-key`/`--tls-ca`. */
+/**
+ * Options of {@link listen}; `cert`/`key`/`ca` map to `--tls-cert`/`--tls-key`/`--tls-ca`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TlsListenOptions extends Tcp.TcpOptions {
   /** The server's certificate chain. */
   readonly cert: Pem
@@ -97,7 +122,12 @@ export interface TlsListenOptions extends Tcp.TcpOptions {
   readonly onHandshakeFailure?: (failure: HandshakeFailure) => void
 }
 
-/** A handshake a TLS listener refused. */
+/**
+ * A handshake a TLS listener refused.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface HandshakeFailure {
   /** The peer's address, e.g. `127.0.0.1:53122`. */
   readonly peer: string
@@ -105,7 +135,12 @@ export interface HandshakeFailure {
   readonly reason: string
 }
 
-/** Counters of a TLS listener. */
+/**
+ * Counters of a TLS listener.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TlsServerStats {
   /** Handshakes completed (connections handed to `accept`). */
   readonly handshakes: number
@@ -115,7 +150,12 @@ export interface TlsServerStats {
   readonly pending: number
 }
 
-/** A listening TLS server: a {@link Tcp.TcpServer} of verified connections, plus counters. */
+/**
+ * A listening TLS server: a {@link Tcp.TcpServer} of verified connections, plus counters.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TlsServer extends Tcp.TcpServer {
   readonly stats: () => TlsServerStats
 }
@@ -139,6 +179,9 @@ const UNTRUSTED = new Set([
 /**
  * What a client-side TLS failure most likely means and what to change, from the error code the
  * runtime reports. Exported for the CLI and tests.
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const clientHint = (cause: unknown): string | undefined => {
   const code = codeOf(cause) ?? ""
@@ -204,6 +247,9 @@ const peerOf = (socket: tls.TLSSocket): string => {
  * Dials `host:port` over TLS. Scoped: closing the scope `close`s the transport (TLS close_notify
  * and FIN). Interrupting the dial, or a dial that does not complete within `handshakeTimeoutMs`,
  * destroys the half-open socket.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const connect = (
   address: Tcp.TcpAddress,
@@ -304,6 +350,9 @@ const dialTls = (address: Tcp.TcpAddress, options: TlsConnectOptions): Effect.Ef
 /**
  * Listens on `host:port` (port 0 picks a free one) and serves TLS with `cert`/`key`; with `ca`,
  * requires client certificates signed by it. Scoped; see the module invariants.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const listen = (
   address: Tcp.TcpAddress,

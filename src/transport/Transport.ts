@@ -16,7 +16,12 @@
 import type { Effect } from "effect"
 import { Data } from "effect"
 
-/** Why a transport operation failed. */
+/**
+ * Why a transport operation failed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class TransportError extends Data.TaggedError("TransportError")<{
   readonly operation: "read" | "write" | "connect" | "listen" | "handshake"
   readonly message: string
@@ -26,6 +31,9 @@ export class TransportError extends Data.TaggedError("TransportError")<{
 /**
  * A bidirectional byte pipe: a TCP socket, a TLS socket, an in-memory pair — or, with `E` set to the
  * session's error, a multiplexed stream, so one pump serves both legs of a proxied connection.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface Transport<E = TransportError> {
   /** Next bytes from the peer; `null` at end of input. */
@@ -56,6 +64,8 @@ export interface Transport<E = TransportError> {
 /**
  * Receives a {@link DirectPort}'s events. Called synchronously from I/O callbacks or from a session's
  * core step, so it must not run fibers or wait; it may call the ports' own methods.
+ * @since 0.1.0
+ * @category models
  */
 export interface DirectListener<E> {
   /** Bytes from the peer, in order. */
@@ -72,6 +82,9 @@ export interface DirectListener<E> {
  * A transport driven by callbacks instead of fibers: the hot path of a proxied connection, where a
  * fiber hop per chunk costs more than the bytes. Input flows to the attached listener while resumed;
  * output is accepted synchronously with a high-water verdict.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface DirectPort<E> {
   /** Routes input and events to `listener` (none delivered until {@link DirectPort.resumeInput}). */
