@@ -21,7 +21,12 @@ import * as Session from "../session/Session.ts"
 import type { Transport, TransportError } from "../transport/Transport.ts"
 import { LinkUnavailable, ProxyError } from "./ProxyError.ts"
 
-/** Backoff between dial attempts. */
+/**
+ * Backoff between dial attempts.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface RetryOptions {
   /** First delay (default 100 ms). */
   readonly initialMillis?: number
@@ -31,7 +36,12 @@ export interface RetryOptions {
   readonly maxAttempts?: number
 }
 
-/** Options of {@link make}. */
+/**
+ * Options of {@link make}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface LinkOptions {
   /** Dials the server once; the transport lives as long as the given scope. */
   readonly dial: Effect.Effect<Transport, TransportError, Scope.Scope>
@@ -43,7 +53,12 @@ export interface LinkOptions {
   readonly firstStreamId?: number
 }
 
-/** The supervised link. */
+/**
+ * The supervised link.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Link {
   /** The current session, waiting up to `waitMillis` for one to come up. */
   readonly session: (waitMillis: number) => Effect.Effect<Session.Session, ProxyError>
@@ -60,7 +75,12 @@ const DEFAULT_INITIAL_MILLIS = 100
 /** Default largest backoff delay before jitter. */
 const DEFAULT_MAX_MILLIS = 5_000
 
-/** The dial schedule: capped exponential backoff with jitter, forever unless bounded. */
+/**
+ * The dial schedule: capped exponential backoff with jitter, forever unless bounded.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const retrySchedule = (options: RetryOptions = {}): Schedule.Schedule<unknown, unknown> => {
   const base = Schedule.min([
     Schedule.exponential(options.initialMillis ?? DEFAULT_INITIAL_MILLIS),
@@ -84,7 +104,12 @@ const backoffMillis = (retry: RetryOptions | undefined, n: number): number => {
   return Math.round(base * (0.5 + Math.random() * 0.5))
 }
 
-/** Starts the supervisor; the link lives as long as the scope. */
+/**
+ * Starts the supervisor; the link lives as long as the scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const make = Effect.fnUntraced(function* (options: LinkOptions) {
   const events = yield* Events.current
   const scope = yield* Effect.scope

@@ -9,7 +9,12 @@
 import { Data } from "effect"
 import type { MuxError } from "../session/MuxError.ts"
 
-/** No link to the server came up within the wait bound. */
+/**
+ * No link to the server came up within the wait bound.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class LinkUnavailable extends Data.TaggedError("LinkUnavailable")<{
   readonly waitedMillis: number
   readonly lastError: string
@@ -22,7 +27,12 @@ export class LinkUnavailable extends Data.TaggedError("LinkUnavailable")<{
   }
 }
 
-/** The link was up but opening a stream on it failed. */
+/**
+ * The link was up but opening a stream on it failed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class OpenFailed extends Data.TaggedError("OpenFailed")<{
   readonly cause: MuxError
 }> {
@@ -34,7 +44,12 @@ export class OpenFailed extends Data.TaggedError("OpenFailed")<{
   }
 }
 
-/** The proxy already carries its maximum number of client connections. */
+/**
+ * The proxy already carries its maximum number of client connections.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class ClientLimit extends Data.TaggedError("ClientLimit")<{
   readonly limit: number
 }> {
@@ -46,10 +61,20 @@ export class ClientLimit extends Data.TaggedError("ClientLimit")<{
   }
 }
 
-/** Every reason a proxy operation can fail. */
+/**
+ * Every reason a proxy operation can fail.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export type ProxyErrorReason = LinkUnavailable | OpenFailed | ClientLimit
 
-/** Why a client connection could not be carried. Match on `reason._tag`. */
+/**
+ * Why a client connection could not be carried. Match on `reason._tag`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class ProxyError extends Data.TaggedError("ProxyError")<{
   readonly reason: ProxyErrorReason
 }> {

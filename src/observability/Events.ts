@@ -77,10 +77,20 @@ export type RefusalCode = "linkUnavailable" | "openFailed" | "maxClients" | "max
  */
 export const DEFAULT_SERVICE = "default"
 
-/** Events buffered per subscriber before the oldest are dropped. */
+/**
+ * Events buffered per subscriber before the oldest are dropped.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const EVENT_CAPACITY = 4096
 
-/** The event bus shared by the proxy, the server and their observers. */
+/**
+ * The event bus shared by the proxy, the server and their observers.
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export class Events extends Context.Service<Events, PubSub.PubSub<PlaitEvent>>()("plait/observability/Events") {
   /** A sliding PubSub: a slow subscriber loses old events, publishers never wait. */
   static readonly layer: Layer.Layer<Events> = Layer.effect(Events, PubSub.sliding<PlaitEvent>(EVENT_CAPACITY))
@@ -90,6 +100,9 @@ export class Events extends Context.Service<Events, PubSub.PubSub<PlaitEvent>>()
  * Translates a session's lifecycle events into bus events for one link (`peer`), seen by `role`.
  * Returns the session's `onEvent` callback; `GoAwayReceived` and `SessionClosed` are the link
  * owner's business (it reports LinkDown itself).
+ *
+ * @since 0.1.0
+ * @category utils
  */
 export const forSession =
   (events: PubSub.PubSub<PlaitEvent>, role: Role, peer: string) =>
@@ -107,12 +120,22 @@ export const forSession =
     }
   }
 
-/** Publishes from synchronous code (session callbacks); never blocks. */
+/**
+ * Publishes from synchronous code (session callbacks); never blocks.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const publish = (events: PubSub.PubSub<PlaitEvent>, event: PlaitEvent): void => {
   PubSub.publishUnsafe(events, event)
 }
 
-/** The event bus if one is provided, else a private one nobody listens to. */
+/**
+ * The event bus if one is provided, else a private one nobody listens to.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const current: Effect.Effect<PubSub.PubSub<PlaitEvent>> = Effect.serviceOption(Events).pipe(
   Effect.flatMap((option) =>
     option._tag === "Some" ? Effect.succeed(option.value) : PubSub.sliding<PlaitEvent>(EVENT_CAPACITY)

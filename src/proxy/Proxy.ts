@@ -26,7 +26,12 @@ import { type SpliceStats, splice } from "../transport/Splice.ts"
 import * as Tcp from "../transport/Tcp.ts"
 import type { Transport, TransportError } from "../transport/Transport.ts"
 
-/** Options of {@link make}. */
+/**
+ * Options of {@link make}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ProxyOptions {
   /** Where clients connect (default 127.0.0.1:7000). */
   readonly listen?: Tcp.TcpAddress
@@ -44,7 +49,12 @@ export interface ProxyOptions {
   readonly drainMillis?: number
 }
 
-/** Counters of a running proxy. */
+/**
+ * Counters of a running proxy.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ProxyStats {
   /** Client connections open now. */
   readonly clients: number
@@ -57,7 +67,12 @@ export interface ProxyStats {
   readonly bytesDown: number
 }
 
-/** The limits a proxy runs with, for status pages (read-only). */
+/**
+ * The limits a proxy runs with, for status pages (read-only).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ProxySettings {
   readonly upstream: Tcp.TcpAddress
   readonly linkWaitMillis: number
@@ -66,7 +81,12 @@ export interface ProxySettings {
   readonly session: Partial<SessionConfig>
 }
 
-/** A running proxy. */
+/**
+ * A running proxy.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ProxyService {
   /** The bound client address (the real port when 0 was asked for). */
   readonly address: Tcp.TcpAddress
@@ -78,12 +98,27 @@ export interface ProxyService {
   readonly openLatency: Histogram
 }
 
-/** Default client listen address. */
+/**
+ * Default client listen address.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DEFAULT_LISTEN: Tcp.TcpAddress = { host: "127.0.0.1", port: 7000 }
-/** Default server address. */
+/**
+ * Default server address.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DEFAULT_UPSTREAM: Tcp.TcpAddress = Client.DEFAULT_UPSTREAM
 
-/** Formats an address as `host:port` (IPv6 in brackets). */
+/**
+ * Formats an address as `host:port` (IPv6 in brackets).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
 export const formatAddress = Tcp.formatAddress
 
 /** One client connection as its actor sees it. */
@@ -111,7 +146,12 @@ const refusalCode = (error: ProxyError): Events.RefusalCode => {
   }
 }
 
-/** Starts a proxy that lives as long as the scope. */
+/**
+ * Starts a proxy that lives as long as the scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
   const listen = options.listen ?? DEFAULT_LISTEN
   const upstream = options.upstream ?? DEFAULT_UPSTREAM
@@ -251,9 +291,19 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
   return service
 })
 
-/** The proxy as a service. */
+/**
+ * The proxy as a service.
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export class TcpProxy extends Context.Service<TcpProxy, ProxyService>()("plait/proxy/TcpProxy") {}
 
-/** A layer running the proxy for the layer's lifetime (publishing on {@link Events.Events} when provided). */
+/**
+ * A layer running the proxy for the layer's lifetime (publishing on {@link Events.Events} when provided).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (options: ProxyOptions = {}): Layer.Layer<TcpProxy, TransportError> =>
   Layer.effect(TcpProxy, make(options))

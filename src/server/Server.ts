@@ -27,6 +27,9 @@ import { type Transport, TransportError } from "../transport/Transport.ts"
  * What the server hands a handler with each stream, for its metrics: the bytes the handler moved
  * (`aToB` read from the stream, `bToA` written to it — a splice counts into it per read, so the
  * totals include streams still open) and the outcome of backend dials. One small object per stream.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface Serving extends SpliceStats {
   /** A backend dial succeeded after `millis`. */
@@ -37,10 +40,20 @@ export interface Serving extends SpliceStats {
   now(): number
 }
 
-/** Serves one stream. Success ends the stream with FIN, failure with RST. */
+/**
+ * Serves one stream. Success ends the stream with FIN, failure with RST.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Handler<R = never> = (stream: MuxStream, serving: Serving) => Effect.Effect<void, unknown, R>
 
-/** The embedded echo service: every byte back, FIN after the client's FIN. */
+/**
+ * The embedded echo service: every byte back, FIN after the client's FIN.
+ *
+ * @since 0.1.0
+ * @category handlers
+ */
 export const echo: Handler = (stream, serving) => {
   const loop: Effect.Effect<void, MuxError> = Effect.flatMap(stream.read, (chunk): Effect.Effect<void, MuxError> => {
     if (chunk === null) return stream.closeWrite
@@ -59,6 +72,9 @@ export const echo: Handler = (stream, serving) => {
  * handler is parked here for the stream's whole life, so what it holds (no scope, no nested
  * frames) is what every idle forwarded stream costs. Interruption cancels the dial or resets both
  * sides. A stream that cannot be spliced directly (a fiber already reads it) falls back to pumps.
+ *
+ * @since 0.1.0
+ * @category handlers
  */
 export const forward =
   (target: Tcp.TcpAddress): Handler =>
@@ -99,7 +115,12 @@ export const forward =
       return Effect.suspend(() => onInterrupt)
     })
 
-/** Options of {@link make}. */
+/**
+ * Options of {@link make}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ServerOptions {
   /** Where proxies connect (default 127.0.0.1:7001). */
   readonly listen?: Tcp.TcpAddress
@@ -118,7 +139,12 @@ export interface ServerOptions {
   readonly handshake?: (transport: Transport) => Effect.Effect<Transport, TransportError, Scope.Scope>
 }
 
-/** Counters of a running server. */
+/**
+ * Counters of a running server.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ServerStats {
   readonly sessions: number
   readonly streams: number
@@ -132,7 +158,12 @@ export interface ServerStats {
   readonly dialFailures: number
 }
 
-/** The limits a server runs with, for status pages (read-only). */
+/**
+ * The limits a server runs with, for status pages (read-only).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ServerSettings {
   readonly maxSessions: number
   readonly maxHandshakes: number
@@ -141,7 +172,12 @@ export interface ServerSettings {
 }
 
 
-/** A running server. */
+/**
+ * A running server.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ServerService {
   /** The bound link address (the real port when 0 was asked for). */
   readonly address: Tcp.TcpAddress
@@ -186,10 +222,20 @@ class StreamServing implements Serving {
 }
 
 
-/** Default link listen address. */
+/**
+ * Default link listen address.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DEFAULT_LISTEN: Tcp.TcpAddress = { host: "127.0.0.1", port: 7001 }
 
-/** Starts a server that lives as long as the scope. */
+/**
+ * Starts a server that lives as long as the scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
   const listen = options.listen ?? DEFAULT_LISTEN
   const handler = options.handler ?? echo
@@ -362,9 +408,19 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
   return service
 })
 
-/** The server as a service. */
+/**
+ * The server as a service.
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export class Server extends Context.Service<Server, ServerService>()("plait/server/Server") {}
 
-/** A layer running the server for the layer's lifetime. */
+/**
+ * A layer running the server for the layer's lifetime.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (options: ServerOptions = {}): Layer.Layer<Server, TransportError> =>
   Layer.effect(Server, make(options))
