@@ -6,7 +6,8 @@
  * The public surface, one namespace per concept, in the order of the architecture:
  * protocol (`Constants`, `Frame`, `Decoder`) → session (`Session`, `MuxStream`, `MuxError`, `Config`,
  * `Adapters`) → transport (`Transport`, `Tcp`, `Tls`, `Auth`, `Memory`, `Splice`) → client, proxy and
- * server (`Client`, `Link`, `ProxyError`, `Proxy`, `Server`) → observability (`Events`, `Metrics`).
+ * server (`Client`, `Link`, `ProxyError`, `Proxy`, `Server`) → observability (`Events`, `Metrics`,
+ * `Observed`) → the admin endpoint (`Admin`, `Status`).
  * Everything under `internal/` is implementation and may change without notice.
  *
  * ```ts
@@ -16,6 +17,18 @@
  * @since 0.1.0
  */
 
+/**
+ * The admin endpoint: Prometheus metrics, health, readiness, status and a live dashboard over HTTP.
+ *
+ * @since 0.1.0
+ */
+export * as Admin from "./admin/Admin.ts"
+/**
+ * The admin endpoint's `/status` document: schema, decoding, terminal rendering.
+ *
+ * @since 0.1.0
+ */
+export * as Status from "./admin/Status.ts"
 /**
  * Opens streams to a plait server from inside an Effect application, over a supervised link.
  *
@@ -46,6 +59,12 @@ export * as Events from "./observability/Events.ts"
  * @since 0.1.0
  */
 export * as Metrics from "./observability/Metrics.ts"
+/**
+ * The read-only facts of a running proxy or server (links, services, limits, readiness).
+ *
+ * @since 0.1.0
+ */
+export * as Observed from "./observability/Observed.ts"
 /**
  * yamux protocol constants: frame types, flags, GO_AWAY codes, sizes.
  *

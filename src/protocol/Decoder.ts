@@ -9,36 +9,115 @@
  * - The first error is terminal: the decoder returns the same {@link FrameError} from then on.
  * - A payload that lies inside one input chunk is a zero-copy view of it; only payloads that span
  *   chunks are copied (once).
+ * - A {@link FrameError} carries the facts as fields (kind, stream id, length, limit, value); its
+ *   message is derived from them, so nobody ever parses it back.
  *
  * @since 0.1.0
  */
 import { ALL_FLAGS, Flags, FrameType, HEADER_SIZE, VERSION } from "./Constants.ts"
 import { emptyPayload, type Frame } from "./Frame.ts"
 
-/** Why a byte sequence is not valid yamux. */
+/**
+ * Why a byte sequence is not valid yamux.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type FrameErrorKind =
+  /** Byte 0 is not {@link VERSION}; `value` is the version seen. */
   | "BadVersion"
+  /** Byte 1 names no frame type; `value` is the type seen. */
   | "BadType"
+  /** Flag bits the spec does not define, or FIN/RST on a PING; `value` is the flags field. */
   | "BadFlags"
+  /** DATA/WINDOW_UPDATE on stream 0, or PING/GO_AWAY on another stream. */
   | "BadStreamId"
+  /** DATA longer than the decoder's hard bound; `length` and `limit` say by how much. */
   | "FrameTooLarge"
+  /** DATA longer than the stream's receive window (the caller's `validate` hook); `length`, `limit`. */
   | "WindowExceeded"
+  /** A frame the caller's `validate` hook refuses for another reason. */
   | "UnexpectedFrame"
 
-/** A terminal parse error: the peer sent bytes that are not a valid frame here. */
+/**
+ * The fields of a {@link FrameError}; what does not apply to a kind is left out.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FrameErrorFields {
+  readonly kind: FrameErrorKind
+  /** The header's stream id (0 when the header was refused before it was read, i.e. BadVersion). */
+  readonly streamId?: number
+  /** The header's frame type, when it was read. */
+  readonly frameType?: number
+  /** The header's length field, for the kinds about it (`FrameTooLarge`, `WindowExceeded`). */
+  readonly length?: number
+  /** The bound the length broke: the decoder's maximum, or the stream's receive window. */
+  readonly limit?: number
+  /** The offending field's value: the version, the type or the flags. */
+  readonly value?: number
+}
+
+const TYPE_NAMES = ["DATA", "WINDOW_UPDATE", "PING", "GO_AWAY"] as const
+
+const typeName = (type: number | undefined): string =>
+  type === undefined ? "frame" : (TYPE_NAMES[type] ?? `frame type ${type}`)
+
+/**
+ * A terminal parse error: the peer sent bytes that are not a valid frame here. Everything a caller
+ * acts on is a field (`kind`, `streamId`, `length`, `limit`, `value`); `message` is derived from them
+ * for logs and is never parsed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class FrameError {
   readonly _tag = "FrameError"
   readonly kind: FrameErrorKind
-  readonly message: string
   readonly streamId: number
-  constructor(kind: FrameErrorKind, message: string, streamId = 0) {
-    this.kind = kind
-    this.message = message
-    this.streamId = streamId
+  readonly frameType: number | undefined
+  readonly length: number | undefined
+  readonly limit: number | undefined
+  readonly value: number | undefined
+  constructor(fields: FrameErrorFields) {
+    this.kind = fields.kind
+    this.streamId = fields.streamId ?? 0
+    this.frameType = fields.frameType
+    this.length = fields.length
+    this.limit = fields.limit
+    this.value = fields.value
+  }
+
+  /** A one-line description for logs, built from the fields. */
+  get message(): string {
+    switch (this.kind) {
+      case "BadVersion":
+        return `unsupported version ${this.value}`
+      case "BadType":
+        return `unknown frame type ${this.value}`
+      case "BadFlags":
+        return this.frameType === FrameType.Ping && ((this.value ?? 0) & ~ALL_FLAGS) === 0
+          ? "PING with FIN or RST"
+          : `unknown flag bits 0x${((this.value ?? 0) & ~ALL_FLAGS).toString(16)} on ${typeName(this.frameType)}`
+      case "BadStreamId":
+        return `${typeName(this.frameType)} on stream ${this.streamId}`
+      case "FrameTooLarge":
+        return `DATA length ${this.length} exceeds the maximum ${this.limit}`
+      case "WindowExceeded":
+        return `stream ${this.streamId}: DATA of ${this.length} bytes exceeds the receive window of ${this.limit}`
+      default:
+        return `unexpected ${typeName(this.frameType)} on stream ${this.streamId}`
+    }
   }
 }
 
-/** A decoded frame header, before any payload. */
+/**
+ * A decoded frame header, before any payload.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Header {
   readonly type: FrameType
   readonly flags: number
@@ -46,7 +125,12 @@ export interface Header {
   readonly length: number
 }
 
-/** Decoder options. */
+/**
+ * Decoder options.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface DecoderOptions {
   /** Largest DATA payload accepted at all (default: 16 MiB, a hard sanity bound). */
   readonly maxDataLength?: number
@@ -57,35 +141,39 @@ export interface DecoderOptions {
   readonly validate?: (header: Header) => FrameError | undefined
 }
 
-/** Default hard bound on one DATA frame's payload. */
+/**
+ * Default hard bound on one DATA frame's payload.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DEFAULT_MAX_DATA_LENGTH = 16 * 1024 * 1024
 
-/** Checks the rules that need no session state; returns an error or undefined. */
+/**
+ * Checks the rules that need no session state; returns an error or undefined.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
 export const checkHeader = (h: Header, maxDataLength: number): FrameError | undefined => {
-  if (h.type > FrameType.GoAway) return new FrameError("BadType", `unknown frame type ${h.type}`, h.streamId)
-  if ((h.flags & ~ALL_FLAGS) !== 0) {
-    return new FrameError("BadFlags", `unknown flag bits 0x${h.flags.toString(16)}`, h.streamId)
-  }
+  const where = { streamId: h.streamId, frameType: h.type }
+  if (h.type > FrameType.GoAway) return new FrameError({ kind: "BadType", ...where, value: h.type })
+  if ((h.flags & ~ALL_FLAGS) !== 0) return new FrameError({ kind: "BadFlags", ...where, value: h.flags })
   switch (h.type) {
     case FrameType.Data:
     case FrameType.WindowUpdate:
-      if (h.streamId === 0) {
-        return new FrameError("BadStreamId", `${h.type === FrameType.Data ? "DATA" : "WINDOW_UPDATE"} on stream 0`)
-      }
+      if (h.streamId === 0) return new FrameError({ kind: "BadStreamId", ...where })
       if (h.type === FrameType.Data && h.length > maxDataLength) {
-        return new FrameError(
-          "FrameTooLarge",
-          `DATA length ${h.length} exceeds the maximum ${maxDataLength}`,
-          h.streamId
-        )
+        return new FrameError({ kind: "FrameTooLarge", ...where, length: h.length, limit: maxDataLength })
       }
       return undefined
     case FrameType.Ping:
-      if (h.streamId !== 0) return new FrameError("BadStreamId", `PING on stream ${h.streamId}`, h.streamId)
-      if ((h.flags & (Flags.FIN | Flags.RST)) !== 0) return new FrameError("BadFlags", "PING with FIN or RST")
+      if (h.streamId !== 0) return new FrameError({ kind: "BadStreamId", ...where })
+      if ((h.flags & (Flags.FIN | Flags.RST)) !== 0)
+        return new FrameError({ kind: "BadFlags", ...where, value: h.flags })
       return undefined
     default:
-      if (h.streamId !== 0) return new FrameError("BadStreamId", `GO_AWAY on stream ${h.streamId}`, h.streamId)
+      if (h.streamId !== 0) return new FrameError({ kind: "BadStreamId", ...where })
       return undefined
   }
 }
@@ -96,7 +184,12 @@ const COMPACT_AFTER = 32
 const readU32 = (b: Uint8Array, o: number): number =>
   ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0
 
-/** An incremental yamux frame decoder. */
+/**
+ * An incremental yamux frame decoder.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
 export class Decoder {
   private readonly maxDataLength: number
   private readonly validate: ((header: Header) => FrameError | undefined) | undefined
@@ -117,6 +210,16 @@ export class Decoder {
   /** Bytes received but not yet returned as frames. */
   get pendingBytes(): number {
     return this.buffered
+  }
+
+  /**
+   * Where the input stops, between calls to {@link Decoder.next} that returned `undefined`: inside a
+   * frame's header (some of its 12 bytes buffered), inside its body (header complete, payload not),
+   * or at a frame boundary (`undefined`). Deadlines on partial input key on it.
+   */
+  get partial(): "header" | "body" | undefined {
+    if (this.header !== undefined) return "body"
+    return this.buffered > 0 && this.failure === undefined ? "header" : undefined
   }
 
   /** The terminal error, once one occurred. */
@@ -146,7 +249,7 @@ export class Decoder {
     if (header === undefined) {
       if (this.buffered < HEADER_SIZE) return undefined
       const bytes = this.take(HEADER_SIZE, true)
-      if (bytes[0] !== VERSION) return this.fail(new FrameError("BadVersion", `unsupported version ${bytes[0]}`))
+      if (bytes[0] !== VERSION) return this.fail(new FrameError({ kind: "BadVersion", value: bytes[0]! }))
       header = {
         type: bytes[1] as FrameType,
         flags: (bytes[2]! << 8) | bytes[3]!,
@@ -179,6 +282,7 @@ export class Decoder {
 
   private fail(error: FrameError): FrameError {
     this.failure = error
+    this.header = undefined
     this.chunks = []
     this.head = 0
     this.buffered = 0

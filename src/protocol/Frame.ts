@@ -9,7 +9,12 @@
  */
 import { FrameType, HEADER_SIZE } from "./Constants.ts"
 
-/** A decoded or to-be-encoded yamux frame. */
+/**
+ * A decoded or to-be-encoded yamux frame.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Frame {
   readonly type: FrameType
   readonly flags: number
@@ -22,10 +27,20 @@ export interface Frame {
 
 const EMPTY = new Uint8Array(0)
 
-/** An empty payload, shared so control frames allocate nothing for it. */
+/**
+ * An empty payload, shared so control frames allocate nothing for it.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const emptyPayload: Uint8Array = EMPTY
 
-/** Writes a 12-byte header into `target` at `offset`; returns the offset after it. */
+/**
+ * Writes a 12-byte header into `target` at `offset`; returns the offset after it.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
 export const writeHeader = (
   target: Uint8Array,
   offset: number,
@@ -49,14 +64,24 @@ export const writeHeader = (
   return offset + HEADER_SIZE
 }
 
-/** Encodes one header into a fresh 12-byte array. */
+/**
+ * Encodes one header into a fresh 12-byte array.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
 export const encodeHeader = (type: FrameType, flags: number, streamId: number, length: number): Uint8Array => {
   const out = new Uint8Array(HEADER_SIZE)
   writeHeader(out, 0, type, flags, streamId, length)
   return out
 }
 
-/** Encodes a whole frame (header then payload) into one array; for tests and small control frames. */
+/**
+ * Encodes a whole frame (header then payload) into one array; for tests and small control frames.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
 export const encodeFrame = (frame: Frame): Uint8Array => {
   const payload = frame.type === FrameType.Data ? frame.payload : EMPTY
   const out = new Uint8Array(HEADER_SIZE + payload.length)
@@ -65,7 +90,12 @@ export const encodeFrame = (frame: Frame): Uint8Array => {
   return out
 }
 
-/** Builds a DATA frame; `length` is taken from the payload. */
+/**
+ * Builds a DATA frame; `length` is taken from the payload.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const data = (streamId: number, flags: number, payload: Uint8Array): Frame => ({
   type: FrameType.Data,
   flags,
@@ -74,7 +104,12 @@ export const data = (streamId: number, flags: number, payload: Uint8Array): Fram
   payload
 })
 
-/** Builds a WINDOW_UPDATE frame granting `delta` bytes (also the carrier of control-only flags). */
+/**
+ * Builds a WINDOW_UPDATE frame granting `delta` bytes (also the carrier of control-only flags).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const windowUpdate = (streamId: number, flags: number, delta: number): Frame => ({
   type: FrameType.WindowUpdate,
   flags,
@@ -83,7 +118,12 @@ export const windowUpdate = (streamId: number, flags: number, delta: number): Fr
   payload: EMPTY
 })
 
-/** Builds a PING frame (flags SYN to ask, ACK to answer) on stream 0. */
+/**
+ * Builds a PING frame (flags SYN to ask, ACK to answer) on stream 0.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const ping = (flags: number, opaque: number): Frame => ({
   type: FrameType.Ping,
   flags,
@@ -92,7 +132,12 @@ export const ping = (flags: number, opaque: number): Frame => ({
   payload: EMPTY
 })
 
-/** Builds a GO_AWAY frame carrying `code` on stream 0. */
+/**
+ * Builds a GO_AWAY frame carrying `code` on stream 0.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const goAway = (code: number): Frame => ({
   type: FrameType.GoAway,
   flags: 0,

@@ -13,7 +13,12 @@ import * as Socket from "effect/socket/Socket"
 import type { MuxStream } from "../internal/session/Stream.ts"
 import type { MuxError } from "./MuxError.ts"
 
-/** The stream's inbound bytes as an Effect `Stream`, ending at the peer's FIN. */
+/**
+ * The stream's inbound bytes as an Effect `Stream`, ending at the peer's FIN.
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
 export const toStream = (stream: MuxStream): Stream.Stream<Uint8Array, MuxError> =>
   Stream.fromPull(
     Effect.succeed(
@@ -27,7 +32,12 @@ const readError = (cause: MuxError) => new Socket.SocketError({ reason: new Sock
 const writeError = (cause: MuxError) => new Socket.SocketError({ reason: new Socket.SocketWriteError({ cause }) })
 const closed = new Socket.SocketError({ reason: new Socket.SocketCloseError({ code: 1000 }) })
 
-/** Presents the stream as Effect's `Socket`. TLS upgrade is not supported on a virtual stream. */
+/**
+ * Presents the stream as Effect's `Socket`. TLS upgrade is not supported on a virtual stream.
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
 export const toSocket = (stream: MuxStream): Socket.Socket =>
   Socket.make({
     reader: Effect.succeed({

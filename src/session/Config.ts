@@ -10,7 +10,12 @@
 import { Data, Effect } from "effect"
 import { DEFAULT_MAX_FRAME, INITIAL_WINDOW, MAX_UINT32 } from "../protocol/Constants.ts"
 
-/** Every tunable of a session. */
+/**
+ * Every tunable of a session.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SessionConfig {
   /** Inbound streams waiting for `accept`; a SYN beyond it is refused with RST. */
   readonly acceptBacklog: number
@@ -25,11 +30,12 @@ export interface SessionConfig {
   /** Receive window per stream, advertised to the peer with SYN/ACK (≥ 256 KiB, the spec's initial). */
   readonly maxWindow: number
   /**
-   * 1: advertise only 256 KiB at open and double a stream's window (up to `maxWindow`) each time its
-   * reader consumes half of it, while the session buffers less than half of `maxSessionBuffer`.
-   * Streams whose readers stall then hold little memory. 0 (default): the whole `maxWindow` at open.
+   * `true`: advertise only 256 KiB at open and double a stream's window (up to `maxWindow`) each
+   * time its reader consumes half of it, while the session buffers less than half of
+   * `maxSessionBuffer`. Streams whose readers stall then hold little memory. `false` (default): the
+   * whole `maxWindow` at open.
    */
-  readonly windowAutoTune: number
+  readonly windowAutoTune: boolean
   /** Largest DATA payload sent in one frame. */
   readonly maxFrameSize: number
   /** Bytes buffered by all streams of the session before the session stops reading the link. */
@@ -50,7 +56,12 @@ export interface SessionConfig {
   readonly timerResolutionMillis: number
 }
 
-/** Documented defaults (see the README's table). */
+/**
+ * Documented defaults (see the README's table).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const defaults: SessionConfig = {
   acceptBacklog: 256,
   maxUnackedOpens: 256,
@@ -58,7 +69,7 @@ export const defaults: SessionConfig = {
   keepaliveIntervalMillis: 30_000,
   keepaliveTimeoutMillis: 10_000,
   maxWindow: 4 * 1024 * 1024,
-  windowAutoTune: 0,
+  windowAutoTune: false,
   maxFrameSize: DEFAULT_MAX_FRAME,
   maxSessionBuffer: 64 * 1024 * 1024,
   writeBufferSize: 256 * 1024,
@@ -70,17 +81,19 @@ export const defaults: SessionConfig = {
   timerResolutionMillis: 1_000
 }
 
-/** A configuration value was refused. */
+/**
+ * A configuration value was refused.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class ConfigError extends Data.TaggedError("ConfigError")<{
   readonly setting: string
   readonly message: string
 }> {}
 
-interface Rule {
-  readonly min: number
-  readonly max: number
-  readonly unit: string
-}
+/** A numeric setting's range, or a boolean setting. */
+type Rule = { readonly min: number; readonly max: number; readonly unit: string } | "boolean"
 
 const DAY = 86_400_000
 
@@ -91,7 +104,7 @@ const rules: { readonly [K in keyof SessionConfig]: Rule } = {
   keepaliveIntervalMillis: { min: 0, max: DAY, unit: "ms" },
   keepaliveTimeoutMillis: { min: 1, max: DAY, unit: "ms" },
   maxWindow: { min: INITIAL_WINDOW, max: MAX_UINT32, unit: "bytes" },
-  windowAutoTune: { min: 0, max: 1, unit: "(0 off, 1 on)" },
+  windowAutoTune: "boolean",
   maxFrameSize: { min: 1024, max: 16 * 1024 * 1024, unit: "bytes" },
   maxSessionBuffer: { min: INITIAL_WINDOW, max: Number.MAX_SAFE_INTEGER, unit: "bytes" },
   writeBufferSize: { min: 1, max: MAX_UINT32, unit: "bytes" },
@@ -106,13 +119,21 @@ const rules: { readonly [K in keyof SessionConfig]: Rule } = {
 /** Validates a value against its rule; returns an error message or undefined. */
 const check = (setting: keyof SessionConfig, value: unknown): string | undefined => {
   const rule = rules[setting]
+  if (rule === "boolean") {
+    return typeof value === "boolean" ? undefined : `${setting} must be true or false (got ${String(value)})`
+  }
   if (typeof value !== "number" || !Number.isInteger(value) || value < rule.min || value > rule.max) {
     return `${setting} must be an integer from ${rule.min} to ${rule.max} ${rule.unit} (got ${String(value)})`
   }
   return undefined
 }
 
-/** Validates a partial configuration over the defaults, synchronously. */
+/**
+ * Validates a partial configuration over the defaults, synchronously.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const validateSessionConfig = (input: Partial<SessionConfig> = {}): SessionConfig | ConfigError => {
   const merged: Record<string, unknown> = { ...defaults }
   for (const [key, value] of Object.entries(input)) {
@@ -134,7 +155,12 @@ export const validateSessionConfig = (input: Partial<SessionConfig> = {}): Sessi
   return config
 }
 
-/** Validates a partial configuration over the defaults. */
+/**
+ * Validates a partial configuration over the defaults.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const makeSessionConfig = (input: Partial<SessionConfig> = {}): Effect.Effect<SessionConfig, ConfigError> =>
   Effect.suspend(() => {
     const result = validateSessionConfig(input)

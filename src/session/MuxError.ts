@@ -10,7 +10,12 @@
 import { Data } from "effect"
 import { GoAwayCode } from "../protocol/Constants.ts"
 
-/** The peer sent bytes or frames that break the yamux protocol. */
+/**
+ * The peer sent bytes or frames that break the yamux protocol.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class ProtocolError extends Data.TaggedError("ProtocolError")<{
   readonly kind: string
   readonly message: string
@@ -26,7 +31,12 @@ export class ProtocolError extends Data.TaggedError("ProtocolError")<{
   }
 }
 
-/** The peer sent more DATA than the stream's receive window allowed. */
+/**
+ * The peer sent more DATA than the stream's receive window allowed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class WindowExceeded extends Data.TaggedError("WindowExceeded")<{
   readonly streamId: number
   readonly length: number
@@ -43,7 +53,12 @@ export class WindowExceeded extends Data.TaggedError("WindowExceeded")<{
   }
 }
 
-/** The stream was reset, by the peer (`remote`) or locally. */
+/**
+ * The stream was reset, by the peer (`remote`) or locally.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class StreamReset extends Data.TaggedError("StreamReset")<{
   readonly streamId: number
   readonly remote: boolean
@@ -60,7 +75,12 @@ export class StreamReset extends Data.TaggedError("StreamReset")<{
   }
 }
 
-/** The stream's write side is already closed (FIN sent); nothing more can be written. */
+/**
+ * The stream's write side is already closed (FIN sent); nothing more can be written.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class StreamClosed extends Data.TaggedError("StreamClosed")<{
   readonly streamId: number
 }> {
@@ -75,7 +95,12 @@ export class StreamClosed extends Data.TaggedError("StreamClosed")<{
   }
 }
 
-/** The peer sent GO_AWAY: no new streams on this session (code 0), or the session ended (other codes). */
+/**
+ * The peer sent GO_AWAY: no new streams on this session (code 0), or the session ended (other codes).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class RemoteGoAway extends Data.TaggedError("RemoteGoAway")<{
   readonly code: number
 }> {
@@ -91,7 +116,12 @@ export class RemoteGoAway extends Data.TaggedError("RemoteGoAway")<{
   }
 }
 
-/** The session is closed (locally, or the peer ended the link). */
+/**
+ * The session is closed (locally, or the peer ended the link).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class SessionClosed extends Data.TaggedError("SessionClosed")<{
   readonly message: string
 }> {
@@ -103,7 +133,12 @@ export class SessionClosed extends Data.TaggedError("SessionClosed")<{
   }
 }
 
-/** No frame and no pong arrived within keepalive interval + timeout: the link is presumed dead. */
+/**
+ * No frame and no pong arrived within keepalive interval + timeout: the link is presumed dead.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class KeepaliveTimeout extends Data.TaggedError("KeepaliveTimeout")<{
   readonly timeoutMillis: number
 }> {
@@ -118,7 +153,12 @@ export class KeepaliveTimeout extends Data.TaggedError("KeepaliveTimeout")<{
   }
 }
 
-/** The peer did not ACK a stream within the open timeout; that stream was reset. */
+/**
+ * The peer did not ACK a stream within the open timeout; that stream was reset.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class OpenTimeout extends Data.TaggedError("OpenTimeout")<{
   readonly streamId: number
   readonly timeoutMillis: number
@@ -134,7 +174,12 @@ export class OpenTimeout extends Data.TaggedError("OpenTimeout")<{
   }
 }
 
-/** Every stream id of this session has been used; open streams on a new session. */
+/**
+ * Every stream id of this session has been used; open streams on a new session.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class StreamsExhausted extends Data.TaggedError("StreamsExhausted")<{}> {
   get goAwayCode(): number {
     return GoAwayCode.Normal
@@ -147,7 +192,12 @@ export class StreamsExhausted extends Data.TaggedError("StreamsExhausted")<{}> {
   }
 }
 
-/** The transport beneath the session failed (socket error, reset, EOF mid-frame). */
+/**
+ * The transport beneath the session failed (socket error, reset, EOF mid-frame).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class TransportFailed extends Data.TaggedError("TransportFailed")<{
   readonly message: string
   readonly cause?: unknown
@@ -160,7 +210,12 @@ export class TransportFailed extends Data.TaggedError("TransportFailed")<{
   }
 }
 
-/** Every reason a multiplexing operation can fail. */
+/**
+ * Every reason a multiplexing operation can fail.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type MuxErrorReason =
   | ProtocolError
   | WindowExceeded
@@ -173,7 +228,12 @@ export type MuxErrorReason =
   | StreamsExhausted
   | TransportFailed
 
-/** The error of every session and stream operation. Match on `reason._tag`. */
+/**
+ * The error of every session and stream operation. Match on `reason._tag`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class MuxError extends Data.TaggedError("MuxError")<{
   readonly reason: MuxErrorReason
 }> {
@@ -190,5 +250,10 @@ export class MuxError extends Data.TaggedError("MuxError")<{
   }
 }
 
-/** Wraps a reason into a {@link MuxError}. */
+/**
+ * Wraps a reason into a {@link MuxError}.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const muxError = (reason: MuxErrorReason): MuxError => new MuxError({ reason })

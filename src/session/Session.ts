@@ -21,7 +21,13 @@
 import { Clock, Deferred, Effect, Exit, Fiber, type Scope } from "effect"
 import { Outbox } from "../internal/session/Outbox.ts"
 import { defer, Signal } from "../internal/session/Signal.ts"
-import { MuxStream, type StreamHost, scopedStream } from "../internal/session/Stream.ts"
+import {
+  type CoreStream,
+  MuxStreamImpl,
+  type OutboundStream,
+  type StreamHost,
+  scopedStream
+} from "../internal/session/Stream.ts"
 import { Flags, FrameType, GoAwayCode, INITIAL_WINDOW, MAX_STREAM_ID } from "../protocol/Constants.ts"
 import { Decoder, FrameError, type Header } from "../protocol/Decoder.ts"
 import type { Frame } from "../protocol/Frame.ts"
@@ -39,8 +45,14 @@ import {
   TransportFailed,
   WindowExceeded
 } from "./MuxError.ts"
+import type { MuxStream } from "./MuxStream.ts"
 
-/** A lifecycle event of a session, for logs and metrics (never on the data path). */
+/**
+ * A lifecycle event of a session, for logs and metrics (never on the data path).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type SessionEvent =
   | { readonly _tag: "StreamOpened"; readonly streamId: number; readonly local: boolean }
   | { readonly _tag: "StreamClosed"; readonly streamId: number; readonly reset: boolean }
@@ -50,7 +62,12 @@ export type SessionEvent =
   | { readonly _tag: "LimitReached"; readonly limit: SessionLimit; readonly streamId: number }
   | { readonly _tag: "SessionClosed"; readonly error: MuxError }
 
-/** Options of {@link make}. */
+/**
+ * Options of {@link make}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SessionOptions {
   /** The dialling side (odd stream ids). */
   readonly client: boolean
@@ -62,7 +79,12 @@ export interface SessionOptions {
   readonly firstStreamId?: number
 }
 
-/** A limit whose reach has a defined outcome (see {@link SessionCounters}). */
+/**
+ * A limit whose reach has a defined outcome (see {@link SessionCounters}).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type SessionLimit =
   /** Inbound SYN while `acceptBacklog` streams wait for `accept`: the stream is refused with RST. */
   | "acceptBacklog"
@@ -73,10 +95,20 @@ export type SessionLimit =
   /** `maxSessionBuffer` bytes buffered: the session stops reading the link until readers catch up. */
   | "maxSessionBuffer"
 
-/** How often each limit was reached over the session's life. */
+/**
+ * How often each limit was reached over the session's life.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type SessionCounters = { readonly [K in SessionLimit]: number }
 
-/** Counters for tests, leak checks and metrics. */
+/**
+ * Counters for tests, leak checks and metrics.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SessionStats {
   readonly limits: SessionCounters
   readonly streams: number
@@ -87,7 +119,12 @@ export interface SessionStats {
   readonly waiters: number
 }
 
-/** A running yamux session. */
+/**
+ * A running yamux session.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Session {
   /** Opens a stream; scope exit sends FIN, interruption or failure sends RST. */
   readonly open: Effect.Effect<MuxStream, MuxError, Scope.Scope>
@@ -129,17 +166,18 @@ const FLUSH_TIMEOUT_MILLIS = 1_000
 
 class SessionCore implements StreamHost {
   readonly config: SessionConfig
-  readonly streams = new Map<number, MuxStream>()
+  readonly streams = new Map<number, MuxStreamImpl>()
   readonly outbox: Outbox
   readonly decoder: Decoder
-  readonly acceptQueue: Array<MuxStream> = []
+  readonly acceptQueue: Array<MuxStreamImpl> = []
   readonly acceptSignal = new Signal()
   readonly openSignal = new Signal()
   readonly readGate = new Signal()
   readonly drainSignal = new Signal()
-  readonly openTimers = new Set<MuxStream>()
-  /** Streams with a FIN sent, by close deadline (kept apart from `deadline`, the open deadline). */
-  readonly closeTimers = new Map<MuxStream, number>()
+  /** Streams opened and not yet ACKed, by open deadline (insertion order is deadline order). */
+  readonly openTimers = new Map<CoreStream, number>()
+  /** Streams with a FIN queued, by close deadline (insertion order is deadline order). */
+  readonly closeTimers = new Map<CoreStream, number>()
   readonly pings = new Map<number, { readonly sentAt: number; readonly done: Deferred.Deferred<number, MuxError> }>()
   readonly done = Deferred.makeUnsafe<MuxError>()
   readonly client: boolean
@@ -186,17 +224,17 @@ class SessionCore implements StreamHost {
     if (this.fault === undefined) this.outbox.pushControl(type, flags, streamId, length)
   }
 
-  ready(stream: MuxStream): void {
+  ready(stream: OutboundStream): void {
     if (this.fault === undefined) this.outbox.ready(stream)
   }
 
-  release(stream: MuxStream): void {
+  release(stream: CoreStream): void {
     if (this.streams.get(stream.id) !== stream) return
     this.streams.delete(stream.id)
     if (stream.local && !stream.acked) this.unacked--
     // A stream that dies in the accept backlog (RST, or DATA after FIN) gives its slot back at once.
     if (!stream.local && this.acceptQueue.length > 0) {
-      const i = this.acceptQueue.indexOf(stream)
+      const i = this.acceptQueue.indexOf(stream as MuxStreamImpl)
       if (i >= 0) this.acceptQueue.splice(i, 1)
     }
     this.openTimers.delete(stream)
@@ -209,11 +247,16 @@ class SessionCore implements StreamHost {
 
   /** The window advertised with SYN/ACK: all of `maxWindow`, or 256 KiB when auto-tuning. */
   get windowAtOpen(): number {
-    return this.config.windowAutoTune === 1 ? INITIAL_WINDOW : this.config.maxWindow
+    return this.config.windowAutoTune ? INITIAL_WINDOW : this.config.maxWindow
   }
 
   canGrowWindow(): boolean {
     return this.bufferedBytes < this.config.maxSessionBuffer >>> 1
+  }
+
+  buffered(bytes: number): void {
+    // A dead session counts nothing (its total was zeroed).
+    if (this.fault === undefined) this.bufferedBytes += bytes
   }
 
   consumed(bytes: number): void {
@@ -224,7 +267,7 @@ class SessionCore implements StreamHost {
     if (wasPaused && this.bufferedBytes <= this.config.maxSessionBuffer) this.readGate.notify()
   }
 
-  closing(stream: MuxStream): void {
+  closing(stream: CoreStream): void {
     // Called from `finish`: the FIN is queued (the state changes once it is sent).
     if (this.fault !== undefined || !stream.finPending) return
     this.closeTimers.set(stream, this.clock.currentTimeMillisUnsafe() + this.config.closeTimeoutMillis)
@@ -242,11 +285,13 @@ class SessionCore implements StreamHost {
     const s = this.streams.get(h.streamId)
     const window = s !== undefined ? s.recvWindow : (h.flags & Flags.SYN) !== 0 ? INITIAL_WINDOW : undefined
     if (window !== undefined && h.length > window) {
-      return new FrameError(
-        "WindowExceeded",
-        `stream ${h.streamId}: DATA of ${h.length} bytes exceeds the receive window of ${window}`,
-        h.streamId
-      )
+      return new FrameError({
+        kind: "WindowExceeded",
+        streamId: h.streamId,
+        frameType: h.type,
+        length: h.length,
+        limit: window
+      })
     }
     return undefined
   }
@@ -258,7 +303,7 @@ class SessionCore implements StreamHost {
     while (this.fault === undefined) {
       const frame = this.decoder.next()
       if (frame === undefined) return undefined
-      if (frame instanceof FrameError) return frameFailure(frame, this.streams.get(frame.streamId))
+      if (frame instanceof FrameError) return frameFailure(frame)
       const error = this.route(frame)
       if (error !== undefined) return error
     }
@@ -319,7 +364,7 @@ class SessionCore implements StreamHost {
         if (limit !== undefined) this.limitReached(limit, id)
         return undefined
       }
-      s = new MuxStream(this, id, false, "SynReceived", INITIAL_WINDOW, INITIAL_WINDOW)
+      s = new MuxStreamImpl(this, id, false, "SynReceived", INITIAL_WINDOW, INITIAL_WINDOW)
       this.streams.set(id, s)
       this.acceptQueue.push(s)
       this.acceptSignal.notify()
@@ -336,30 +381,24 @@ class SessionCore implements StreamHost {
     if (frame.type === FrameType.WindowUpdate && (flags & Flags.RST) === 0 && !s.onCredit(frame.length)) {
       return protocolError("WindowOverflow", `stream ${id}: send window credit overflows 2^32-1`, id)
     }
-    if ((flags & Flags.ACK) !== 0 && s.local && !s.acked) {
-      s.acked = true
+    if ((flags & Flags.ACK) !== 0 && s.onAck()) {
       this.unacked--
       this.openTimers.delete(s)
       this.openSignal.notifyOne()
-      s.apply("RecvAck")
     }
     if (frame.type === FrameType.Data && frame.length > 0) {
-      if (s.state === "RemoteClosed" || s.state === "Closed") {
-        // DATA after the peer's own FIN: that stream is broken, the session is not.
-        s.resetNow(true)
-        return undefined
-      }
-      if (!s.readerGone) this.bufferedBytes += frame.length
       s.onData(frame.payload)
+      // DATA after the peer's FIN reset the stream (not the session); its flags go nowhere.
+      if (s.isReset) return undefined
     }
-    if ((flags & Flags.FIN) !== 0) s.apply("RecvFin")
-    if ((flags & Flags.RST) !== 0) s.apply("RecvRst")
+    if ((flags & Flags.FIN) !== 0) s.onFin()
+    if ((flags & Flags.RST) !== 0) s.onRst()
     return undefined
   }
 
   // Local operations ----------------------------------------------------------------------------
 
-  tryOpen(): MuxStream | MuxError | undefined {
+  tryOpen(): MuxStreamImpl | MuxError | undefined {
     if (this.fault !== undefined) return this.fault
     if (this.goAwayReceived) return muxError(new RemoteGoAway({ code: GoAwayCode.Normal }))
     if (this.goAwaySent) return muxError(new SessionClosed({ message: "the session is closing" }))
@@ -375,25 +414,20 @@ class SessionCore implements StreamHost {
       return muxError(new StreamsExhausted())
     }
     this.nextId += 2
-    const s = new MuxStream(this, id, true, "SynSent", this.windowAtOpen, INITIAL_WINDOW)
+    const s = new MuxStreamImpl(this, id, true, "SynSent", this.windowAtOpen, INITIAL_WINDOW)
     this.streams.set(id, s)
     this.unacked++
-    s.deadline = this.clock.currentTimeMillisUnsafe() + this.config.openTimeoutMillis
-    this.openTimers.add(s)
+    this.openTimers.set(s, this.clock.currentTimeMillisUnsafe() + this.config.openTimeoutMillis)
     this.control(FrameType.WindowUpdate, Flags.SYN, id, this.windowAtOpen - INITIAL_WINDOW)
     this.onEvent?.({ _tag: "StreamOpened", streamId: id, local: true })
     return s
   }
 
-  tryAccept(): MuxStream | MuxError | undefined {
+  tryAccept(): MuxStreamImpl | MuxError | undefined {
     while (this.acceptQueue.length > 0) {
       const s = this.acceptQueue.shift()!
-      if (s.state === "Reset") continue
-      s.apply("SendAck")
-      const delta = this.windowAtOpen - INITIAL_WINDOW
-      s.recvWindow += delta
-      s.windowSize = this.windowAtOpen
-      this.control(FrameType.WindowUpdate, Flags.ACK, s.id, delta)
+      if (s.isReset) continue
+      s.accept(this.windowAtOpen)
       return s
     }
     if (this.fault !== undefined) return this.fault
@@ -459,18 +493,15 @@ class SessionCore implements StreamHost {
       // Activity counters instead of timestamps: the data path never reads the clock.
       const elapsed = now - this.lastSweep
       for (const s of this.streams.values()) {
-        if (s.activity !== s.seenActivity) {
-          s.seenActivity = s.activity
-          s.idleMillis = 0
-        } else if ((s.idleMillis += elapsed) >= idleTimeout) {
+        if (s.idleFor(elapsed) >= idleTimeout) {
           this.limitReached("idleTimeout", s.id)
           s.resetNow(false)
         }
       }
     }
     this.lastSweep = now
-    for (const s of this.openTimers) {
-      if (s.deadline > now) break
+    for (const [s, deadline] of this.openTimers) {
+      if (deadline > now) break
       this.openTimers.delete(s)
       s.failOpen(muxError(new OpenTimeout({ streamId: s.id, timeoutMillis: this.config.openTimeoutMillis })))
     }
@@ -498,13 +529,13 @@ class SessionCore implements StreamHost {
 const protocolError = (kind: string, message: string, streamId: number): MuxError =>
   muxError(new ProtocolError({ kind, message, streamId }))
 
-const frameFailure = (error: FrameError, stream: MuxStream | undefined): MuxError =>
+const frameFailure = (error: FrameError): MuxError =>
   error.kind === "WindowExceeded"
     ? muxError(
         new WindowExceeded({
           streamId: error.streamId,
-          length: Number(/of (\d+) bytes/.exec(error.message)?.[1] ?? 0),
-          window: stream?.recvWindow ?? INITIAL_WINDOW
+          length: error.length ?? 0,
+          window: error.limit ?? INITIAL_WINDOW
         })
       )
     : protocolError(error.kind, error.message, error.streamId)
@@ -515,6 +546,9 @@ const transportFailure = (error: TransportError): MuxError =>
 /**
  * Starts a session over `transport`. The session lives as long as the scope: closing the scope
  * closes the session gracefully (GO_AWAY(0), drain, close the link).
+ *
+ * @since 0.1.0
+ * @category constructors
  */
 export const make = Effect.fnUntraced(function* (
   transport: Transport,
@@ -596,13 +630,13 @@ export const make = Effect.fnUntraced(function* (
 
   /** Retries `attempt` each time `signal` fires until it gives a stream or an error. */
   const waitForStream = (
-    attempt: () => MuxStream | MuxError | undefined,
+    attempt: () => MuxStreamImpl | MuxError | undefined,
     signal: Signal
   ): Effect.Effect<MuxStream, MuxError> =>
     Effect.suspend(function loop(): Effect.Effect<MuxStream, MuxError> {
       const result = attempt()
       if (result === undefined) return Effect.flatMap(signal.wait, loop)
-      return result instanceof MuxStream ? Effect.succeed(result) : Effect.fail(result)
+      return result instanceof MuxStreamImpl ? Effect.succeed(result) : Effect.fail(result)
     })
 
   const openUnscoped = waitForStream(() => core.tryOpen(), core.openSignal)

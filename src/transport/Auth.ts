@@ -17,7 +17,7 @@
  *
  * Invariants:
  * - Every read is bounded in size (exactly the bytes of the message expected; anything that
- *   arrived behind it is kept for the session) and the whole handshake in time (`timeoutMs`,
+ *   arrived behind it is kept for the session) and the whole handshake in time (`timeoutMillis`,
  *   default 10 s), so a silent or slow-loris peer cannot hold a link slot for longer.
  * - Any failure — wrong token, timeout, garbage, a peer that closes — fails with a `handshake`
  *   {@link TransportError} (its `cause` an {@link AuthError} with the reason) on that side and closes
@@ -105,7 +105,7 @@ export const REJECTED = 0x01
  * @since 0.1.0
  * @category constants
  */
-export const DEFAULT_TIMEOUT_MS = 10_000
+export const DEFAULT_TIMEOUT_MILLIS = 10_000
 /**
  * Shortest token accepted without a warning.
  *
@@ -161,8 +161,8 @@ export const failureReason = (error: TransportError): AuthFailureReason | undefi
  * @category models
  */
 export interface AuthOptions {
-  /** Bound on the whole handshake (default {@link DEFAULT_TIMEOUT_MS}). */
-  readonly timeoutMs?: number
+  /** Bound on the whole handshake (default {@link DEFAULT_TIMEOUT_MILLIS}). */
+  readonly timeoutMillis?: number
 }
 
 /**
@@ -298,12 +298,12 @@ const describeBytes = (bytes: Uint8Array): string =>
 /** Bounds `handshake` in time and closes the transport when it fails, however it fails. */
 const guarded = <A>(
   transport: Transport,
-  timeoutMs: number,
+  timeoutMillis: number,
   onTimeout: () => TransportError,
   handshake: Effect.Effect<A, TransportError>
 ): Effect.Effect<A, TransportError> =>
   handshake.pipe(
-    Effect.timeoutOrElse({ duration: timeoutMs, orElse: () => Effect.fail(onTimeout()) }),
+    Effect.timeoutOrElse({ duration: timeoutMillis, orElse: () => Effect.fail(onTimeout()) }),
     Effect.onExit((exit) => (exit._tag === "Failure" ? transport.close : Effect.void))
   )
 
@@ -320,7 +320,7 @@ export const client =
   (transport: Transport): Effect.Effect<Transport, TransportError> =>
     Effect.suspend(() => {
       const peer = transport.remoteAddress
-      const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+      const timeoutMillis = options.timeoutMillis ?? DEFAULT_TIMEOUT_MILLIS
       const reader = new Reader(transport, peer)
       let stage: "challenge" | "verdict" = "challenge"
       const handshake = Effect.gen(function* () {
@@ -379,14 +379,14 @@ export const client =
       })
       return guarded(
         transport,
-        timeoutMs,
+        timeoutMillis,
         () =>
           stage === "challenge"
             ? authFailure(
                 "timeout",
-                `no auth challenge from ${peer} within ${timeoutMs} ms (is the server started with --token?)`
+                `no auth challenge from ${peer} within ${timeoutMillis} ms (is the server started with --token?)`
               )
-            : authFailure("timeout", `no auth verdict from ${peer} within ${timeoutMs} ms`),
+            : authFailure("timeout", `no auth verdict from ${peer} within ${timeoutMillis} ms`),
         handshake
       )
     })
@@ -399,7 +399,7 @@ export const client =
  * @category constructors
  */
 export const makeServer = (token: string, options: AuthOptions = {}): AuthServer => {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  const timeoutMillis = options.timeoutMillis ?? DEFAULT_TIMEOUT_MILLIS
   let accepted = 0
   let rejected = 0
   let timedOut = 0
@@ -454,8 +454,8 @@ export const makeServer = (token: string, options: AuthOptions = {}): AuthServer
       })
       return guarded(
         transport,
-        timeoutMs,
-        () => authFailure("timeout", `${peer} did not complete the auth handshake within ${timeoutMs} ms`),
+        timeoutMillis,
+        () => authFailure("timeout", `${peer} did not complete the auth handshake within ${timeoutMillis} ms`),
         run
       ).pipe(
         Effect.tap(() =>

@@ -16,7 +16,7 @@
  *   as the socket's own buffer is below its high-water mark — i.e. at once in the common case, after
  *   `'drain'` (or `'finish'` after `closeWrite`) otherwise. Chunks must not be mutated afterwards.
  * - `closeWrite` sends FIN; `close` sends FIN, fails local pending operations, discards further input
- *   and destroys the socket when it closes or after `closeGraceMs`; `reset` aborts with RST where the
+ *   and destroys the socket when it closes or after `closeGraceMillis`; `reset` aborts with RST where the
  *   runtime supports it (`resetAndDestroy`; TLS sockets, older runtimes and sockets whose FIN is
  *   already queued fall back to `destroy`: libuv refuses an RST after shutdown and Node would then
  *   never close the handle). All three are idempotent, synchronous and never fail.
@@ -53,7 +53,7 @@ export interface TcpOptions {
   /** Buffered unread bytes above which the socket is paused (default 256 KiB). */
   readonly readHighWaterMark?: number
   /** How long `close` waits for the peer's FIN before destroying the socket (default 2000 ms). */
-  readonly closeGraceMs?: number
+  readonly closeGraceMillis?: number
 }
 
 /**
@@ -97,7 +97,7 @@ export const DEFAULT_READ_HIGH_WATER_MARK = 256 * 1024
  * @since 0.1.0
  * @category constants
  */
-export const DEFAULT_CLOSE_GRACE_MS = 2000
+export const DEFAULT_CLOSE_GRACE_MILLIS = 2000
 
 type Resume<A> = (effect: Effect.Effect<A, TransportError>) => void
 
@@ -175,7 +175,7 @@ export const makeTransport = (socket: net.Socket, options?: TcpOptions): Transpo
   new TcpTransport(
     socket,
     options?.readHighWaterMark ?? DEFAULT_READ_HIGH_WATER_MARK,
-    options?.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS
+    options?.closeGraceMillis ?? DEFAULT_CLOSE_GRACE_MILLIS
   )
 
 const kTransport = Symbol.for("plait/transport/Tcp/transport")
@@ -212,7 +212,7 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
   readonly eventLoopDriven = true
   private readonly socket: net.Socket
   private readonly highWaterMark: number
-  private readonly closeGraceMs: number
+  private readonly closeGraceMillis: number
   /** Unread chunks; the shared empty array while there are none (most of an idle life). */
   private chunks: Array<Uint8Array> = NO_CHUNKS
   private buffered = 0
@@ -232,10 +232,10 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
   /** An `'error'` was seen: unlike a close after both FINs, never a normal end. */
   private errored = false
 
-  constructor(socket: net.Socket, highWaterMark: number, closeGraceMs: number) {
+  constructor(socket: net.Socket, highWaterMark: number, closeGraceMillis: number) {
     this.socket = socket
     this.highWaterMark = highWaterMark
-    this.closeGraceMs = closeGraceMs
+    this.closeGraceMillis = closeGraceMillis
     this.remoteAddress = formatHostPort(socket.remoteAddress, socket.remotePort)
     ;(socket as SocketWithTransport)[kTransport] = this
     socket.pause()
@@ -460,7 +460,7 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
       // data with an RST; give up after the grace period.
       this.flowing = true
       socket.resume()
-      this.graceTimer = setNodeTimeout(onGraceTimeout, this.closeGraceMs, socket)
+      this.graceTimer = setNodeTimeout(onGraceTimeout, this.closeGraceMillis, socket)
       this.graceTimer.unref()
     })
   }

@@ -16,7 +16,7 @@
  *   TLS server, handshake timeout — is a `handshake` error whose message says what to change.
  * - {@link listen} hands out only connections whose handshake completed (and, with `ca`, whose
  *   client certificate verified). A peer that connects and never completes the handshake is
- *   destroyed after `handshakeTimeoutMs`; failed handshakes are counted and logged as warnings and
+ *   destroyed after `handshakeTimeoutMillis`; failed handshakes are counted and logged as warnings and
  *   never reach `accept`. At most `maxPendingHandshakes` handshakes are in flight; connections
  *   beyond that are dropped at once.
  * - Closing the listener's scope stops listening, destroys in-flight handshakes and connections
@@ -68,7 +68,7 @@ export type Pem = string | Uint8Array
  * @since 0.1.0
  * @category constants
  */
-export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000
+export const DEFAULT_HANDSHAKE_TIMEOUT_MILLIS = 10_000
 
 /**
  * Default bound on concurrent in-flight server handshakes.
@@ -95,8 +95,8 @@ export interface TlsConnectOptions extends Tcp.TcpOptions {
   readonly servername?: string
   /** Verify the server certificate (default `true`; `false` is for debugging only). */
   readonly rejectUnauthorized?: boolean
-  /** Bound on TCP connect plus TLS handshake (default {@link DEFAULT_HANDSHAKE_TIMEOUT_MS}). */
-  readonly handshakeTimeoutMs?: number
+  /** Bound on TCP connect plus TLS handshake (default {@link DEFAULT_HANDSHAKE_TIMEOUT_MILLIS}). */
+  readonly handshakeTimeoutMillis?: number
 }
 
 /**
@@ -112,8 +112,8 @@ export interface TlsListenOptions extends Tcp.TcpOptions {
   readonly key: Pem
   /** When set, clients must present a certificate signed by one of these CAs (mutual TLS). */
   readonly ca?: Pem | ReadonlyArray<Pem>
-  /** A connection whose handshake takes longer is destroyed (default {@link DEFAULT_HANDSHAKE_TIMEOUT_MS}). */
-  readonly handshakeTimeoutMs?: number
+  /** A connection whose handshake takes longer is destroyed (default {@link DEFAULT_HANDSHAKE_TIMEOUT_MILLIS}). */
+  readonly handshakeTimeoutMillis?: number
   /** Handshakes in flight at once; more connections are dropped (default {@link DEFAULT_MAX_PENDING_HANDSHAKES}). */
   readonly maxPendingHandshakes?: number
   /** Kernel accept backlog (default 511). */
@@ -245,7 +245,7 @@ const peerOf = (socket: tls.TLSSocket): string => {
 
 /**
  * Dials `host:port` over TLS. Scoped: closing the scope `close`s the transport (TLS close_notify
- * and FIN). Interrupting the dial, or a dial that does not complete within `handshakeTimeoutMs`,
+ * and FIN). Interrupting the dial, or a dial that does not complete within `handshakeTimeoutMillis`,
  * destroys the half-open socket.
  *
  * @since 0.1.0
@@ -260,7 +260,7 @@ export const connect = (
 const dialTls = (address: Tcp.TcpAddress, options: TlsConnectOptions): Effect.Effect<Transport, TransportError> =>
   Effect.suspend(() => {
     const where = Tcp.formatAddress(address)
-    const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS
+    const timeoutMillis = options.handshakeTimeoutMillis ?? DEFAULT_HANDSHAKE_TIMEOUT_MILLIS
     let tcpConnected = false
     const dial = Effect.callback<Transport, TransportError>((resume) => {
       const servername = options.servername ?? (net.isIP(address.host) === 0 ? address.host : undefined)
@@ -330,17 +330,17 @@ const dialTls = (address: Tcp.TcpAddress, options: TlsConnectOptions): Effect.Ef
     })
     return dial.pipe(
       Effect.timeoutOrElse({
-        duration: timeoutMs,
+        duration: timeoutMillis,
         orElse: () =>
           Effect.fail(
             tcpConnected
               ? new TransportError({
                   operation: "handshake",
-                  message: `TLS handshake with ${where} did not complete within ${timeoutMs} ms (is it a TLS server?)`
+                  message: `TLS handshake with ${where} did not complete within ${timeoutMillis} ms (is it a TLS server?)`
                 })
               : new TransportError({
                   operation: "connect",
-                  message: `cannot connect to ${where}: no answer within ${timeoutMs} ms`
+                  message: `cannot connect to ${where}: no answer within ${timeoutMillis} ms`
                 })
           )
       })
@@ -360,7 +360,7 @@ export const listen = (
 ): Effect.Effect<TlsServer, TransportError, Scope.Scope> =>
   Effect.gen(function* () {
     const where = Tcp.formatAddress(address)
-    const handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS
+    const handshakeTimeoutMillis = options.handshakeTimeoutMillis ?? DEFAULT_HANDSHAKE_TIMEOUT_MILLIS
     const maxPending = options.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES
     const queue = yield* Queue.unbounded<Transport, TransportError>()
     // Handshake failures, logged by a fiber of the listener's scope; never blocks the event handler.
@@ -392,7 +392,7 @@ export const listen = (
         cert: toBuffer(options.cert),
         key: toBuffer(options.key),
         allowHalfOpen: true,
-        handshakeTimeout: handshakeTimeoutMs,
+        handshakeTimeout: handshakeTimeoutMillis,
         ...(options.ca === undefined ? {} : { ca: toBuffers(options.ca), requestCert: true, rejectUnauthorized: true })
       })
     } catch (cause) {

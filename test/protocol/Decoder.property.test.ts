@@ -121,7 +121,12 @@ const hookRejects = (h: Header): boolean => h.type === FrameType.Data && h.strea
 const decoderOptions = (s: { readonly maxDataLength: number | undefined; readonly hook: boolean }): DecoderOptions => ({
   ...(s.maxDataLength === undefined ? {} : { maxDataLength: s.maxDataLength }),
   ...(s.hook
-    ? { validate: (h: Header) => (hookRejects(h) ? new FrameError("WindowExceeded", "hook", h.streamId) : undefined) }
+    ? {
+        validate: (h: Header) =>
+          hookRejects(h)
+            ? new FrameError({ kind: "WindowExceeded", streamId: h.streamId, length: h.length, limit: 8 })
+            : undefined
+      }
     : {})
 })
 

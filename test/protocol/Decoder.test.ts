@@ -158,7 +158,12 @@ describe("validate hook", () => {
   const windowCheck = (calls: Array<Header>) => (header: Header) => {
     calls.push(header)
     return header.type === FrameType.Data && header.length > INITIAL_WINDOW
-      ? new FrameError("WindowExceeded", "receive window exceeded", header.streamId)
+      ? new FrameError({
+          kind: "WindowExceeded",
+          streamId: header.streamId,
+          length: header.length,
+          limit: INITIAL_WINDOW
+        })
       : undefined
   }
 
@@ -175,7 +180,7 @@ describe("validate hook", () => {
   })
 
   it("returns the hook's own error instance", () => {
-    const mine = new FrameError("UnexpectedFrame", "no such stream", 9)
+    const mine = new FrameError({ kind: "UnexpectedFrame", streamId: 9 })
     const decoder = new Decoder({ validate: () => mine })
     decoder.push(fromHex(goldens.fin.hex))
     expect(decoder.next()).toBe(mine)

@@ -159,7 +159,7 @@ describe("Auth handshake", () => {
     () =>
       Effect.gen(function* () {
         const one = yield* Memory.makePair()
-        const auth = Auth.makeServer(TOKEN, { timeoutMs: 5_000 })
+        const auth = Auth.makeServer(TOKEN, { timeoutMillis: 5_000 })
         const started = Date.now()
         const [serverExit] = yield* Effect.all(
           [Effect.exit(auth.handshake(one.b)), one.a.write([text("GET / HTTP/1.1\r\nHost: x\r\n\r\n")])],
@@ -179,7 +179,7 @@ describe("Auth handshake", () => {
         const three = yield* Memory.makePair()
         const [clientExit] = yield* Effect.all(
           [
-            Effect.exit(Auth.client(TOKEN, { timeoutMs: 5_000 })(three.a)),
+            Effect.exit(Auth.client(TOKEN, { timeoutMillis: 5_000 })(three.a)),
             three.b.write([Uint8Array.of(0, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7)])
           ],
           { concurrency: 2 }
@@ -229,7 +229,7 @@ describe("Auth handshake", () => {
     () =>
       Effect.gen(function* () {
         const { a, b } = yield* Memory.makePair()
-        const auth = Auth.makeServer(TOKEN, { timeoutMs: 300 })
+        const auth = Auth.makeServer(TOKEN, { timeoutMillis: 300 })
         const bytes = concatAll([Uint8Array.of(Auth.VERSION), randomBytes(Auth.ANSWER_LENGTH - 1, 3)])
         const loris = yield* Effect.forkChild(trickle(a, bytes, 100))
         const started = Date.now()
@@ -250,7 +250,7 @@ describe("Auth handshake", () => {
     () =>
       Effect.gen(function* () {
         const { a } = yield* Memory.makePair()
-        const error = failureOf(yield* Effect.exit(Auth.client(TOKEN, { timeoutMs: 200 })(a)))
+        const error = failureOf(yield* Effect.exit(Auth.client(TOKEN, { timeoutMillis: 200 })(a)))
         assert.strictEqual(Auth.failureReason(error), "timeout")
         assert.include(error.message, "--token")
       }).pipe(Effect.timeout(5_000)),
@@ -276,12 +276,12 @@ describe("proxy + server with a token", () => {
     "a good proxy is carried byte-exact while bad peers get no stream, are closed within a bound and counted",
     () =>
       Effect.gen(function* () {
-        const auth = Auth.makeServer(TOKEN, { timeoutMs: 300 })
+        const auth = Auth.makeServer(TOKEN, { timeoutMillis: 300 })
         const server = yield* Server.make({ listen: ANY_PORT, handshake: auth.handshake })
         const dialWith = (token: string | undefined) =>
           token === undefined
             ? Tcp.connect(server.address)
-            : Tcp.connect(server.address).pipe(Effect.flatMap(Auth.client(token, { timeoutMs: 1_000 })))
+            : Tcp.connect(server.address).pipe(Effect.flatMap(Auth.client(token, { timeoutMillis: 1_000 })))
         const proxyWith = (token: string | undefined) =>
           PlaitProxy.make({
             listen: ANY_PORT,
@@ -351,7 +351,7 @@ describe("proxy + server with a token", () => {
       Effect.gen(function* () {
         const server = yield* Server.make({ listen: ANY_PORT })
         const exit = yield* Effect.exit(
-          Effect.scoped(Tcp.connect(server.address).pipe(Effect.flatMap(Auth.client(TOKEN, { timeoutMs: 300 }))))
+          Effect.scoped(Tcp.connect(server.address).pipe(Effect.flatMap(Auth.client(TOKEN, { timeoutMillis: 300 }))))
         )
         const error = failureOf(exit)
         assert.strictEqual(Auth.failureReason(error), "timeout")

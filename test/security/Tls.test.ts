@@ -174,7 +174,7 @@ describe("Tls transport", () => {
         const silent = yield* Tcp.listen(ANY_PORT)
         const started = Date.now()
         const exit = yield* Effect.exit(
-          Effect.scoped(Tls.connect(silent.address, { ca: pki.ca.cert, handshakeTimeoutMs: 300 }))
+          Effect.scoped(Tls.connect(silent.address, { ca: pki.ca.cert, handshakeTimeoutMillis: 300 }))
         )
         const error = handshakeError(exit)
         assert.strictEqual(error.operation, "handshake")
@@ -204,7 +204,7 @@ describe("Tls transport", () => {
         const { server, failures } = yield* tlsListener({
           cert: pki.server.cert,
           key: pki.server.key,
-          handshakeTimeoutMs: 300
+          handshakeTimeoutMillis: 300
         })
         const started = Date.now()
         const silent = yield* Tcp.connect(server.address)

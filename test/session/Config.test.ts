@@ -1,7 +1,8 @@
 /**
  * Session configuration: documented defaults, and every bad value refused with a ConfigError that
- * names the setting (below the minimum, above the maximum, not an integer, not a number), unknown
- * keys refused, and the cross-setting rule maxFrameSize ≤ maxWindow.
+ * names the setting (below the minimum, above the maximum, not an integer, not a number; a boolean
+ * setting given anything but a boolean), unknown keys refused, and the cross-setting rule
+ * maxFrameSize ≤ maxWindow.
  *
  * Invariants: bounds are written out here from the documentation, not read from the implementation.
  */
@@ -20,15 +21,17 @@ const KiB = 1024
 const MiB = 1024 * 1024
 const DAY = 86_400_000
 
-/** Documented bounds of every setting (inclusive). */
-const bounds: { readonly [K in keyof SessionConfig]: readonly [min: number, max: number] } = {
+type NumericSetting = { [K in keyof SessionConfig]: SessionConfig[K] extends number ? K : never }[keyof SessionConfig]
+type BooleanSetting = Exclude<keyof SessionConfig, NumericSetting>
+
+/** Documented bounds of every numeric setting (inclusive). */
+const bounds: { readonly [K in NumericSetting]: readonly [min: number, max: number] } = {
   acceptBacklog: [1, 1_000_000],
   maxUnackedOpens: [1, 1_000_000],
   maxStreams: [1, 10_000_000],
   keepaliveIntervalMillis: [0, DAY],
   keepaliveTimeoutMillis: [1, DAY],
   maxWindow: [256 * KiB, MAX_UINT32],
-  windowAutoTune: [0, 1],
   maxFrameSize: [1 * KiB, 16 * MiB],
   maxSessionBuffer: [256 * KiB, Number.MAX_SAFE_INTEGER],
   writeBufferSize: [1, MAX_UINT32],
@@ -40,7 +43,10 @@ const bounds: { readonly [K in keyof SessionConfig]: readonly [min: number, max:
   timerResolutionMillis: [1, 60_000]
 }
 
-const SETTINGS = Object.keys(bounds) as Array<keyof SessionConfig>
+/** The settings that are booleans. */
+const BOOLEANS: ReadonlyArray<BooleanSetting> = ["windowAutoTune"]
+
+const SETTINGS = Object.keys(bounds) as Array<NumericSetting>
 
 /** Other settings that must move for a boundary value of `setting` to be valid on its own. */
 const companions = (setting: keyof SessionConfig, value: number): Partial<SessionConfig> =>
@@ -74,7 +80,7 @@ describe("Config defaults", () => {
   })
 
   it("every default lies within its documented bounds", () => {
-    assert.sameMembers(Object.keys(defaults), SETTINGS)
+    assert.sameMembers(Object.keys(defaults), [...SETTINGS, ...BOOLEANS])
     for (const setting of SETTINGS) {
       const [min, max] = bounds[setting]
       assert.isAtLeast(defaults[setting], min, setting)
@@ -129,6 +135,29 @@ describe("Config bounds", () => {
         for (const value of [min + 0.5, Number.NaN, Number.POSITIVE_INFINITY, "10", null, true]) {
           const error = refused({ [setting]: value })
           assert.strictEqual(error.setting, setting, `${setting}=${String(value)}`)
+          assert.include(error.message, `got ${String(value)}`)
+        }
+      })
+    })
+  }
+})
+
+describe("Config booleans", () => {
+  for (const setting of BOOLEANS) {
+    describe(setting, () => {
+      it("accepts true and false", () => {
+        for (const value of [true, false]) {
+          const result = validateSessionConfig({ [setting]: value })
+          assert.notInstanceOf(result, ConfigError, `${setting}=${value}`)
+          assert.strictEqual((result as SessionConfig)[setting], value)
+        }
+      })
+
+      it("refuses numbers, strings and null", () => {
+        for (const value of [0, 1, "true", null]) {
+          const error = refused({ [setting]: value })
+          assert.strictEqual(error.setting, setting, `${setting}=${String(value)}`)
+          assert.include(error.message, "true or false")
           assert.include(error.message, `got ${String(value)}`)
         }
       })

@@ -1,5 +1,5 @@
 /**
- * The writer's queue, driven directly: real MuxStreams on a fake StreamHost feed an Outbox, and every
+ * The writer's queue, driven directly: real streams on a fake StreamHost feed an Outbox, and every
  * batch is decoded with the protocol Decoder to assert the frames on the wire.
  *
  * Covered: control frames precede DATA; round-robin across streams (within and across batches), each
@@ -11,7 +11,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { Outbox } from "../../src/internal/session/Outbox.ts"
-import { MuxStream, type StreamHost } from "../../src/internal/session/Stream.ts"
+import {
+  type CoreStream,
+  MuxStreamImpl,
+  type OutboundStream,
+  type StreamHost
+} from "../../src/internal/session/Stream.ts"
 import type { StreamState } from "../../src/internal/session/StreamState.ts"
 import { Flags, FrameType, HEADER_SIZE, INITIAL_WINDOW, MAX_UINT32 } from "../../src/protocol/Constants.ts"
 import { Decoder, FrameError } from "../../src/protocol/Decoder.ts"
@@ -33,15 +38,16 @@ class FakeHost implements StreamHost {
   control(type: FrameType, flags: number, streamId: number, length: number): void {
     this.outbox.pushControl(type, flags, streamId, length)
   }
-  ready(stream: MuxStream): void {
+  ready(stream: OutboundStream): void {
     this.outbox.ready(stream)
   }
-  release(stream: MuxStream): void {
+  release(stream: CoreStream): void {
     this.released.push(stream.id)
   }
-  closing(stream: MuxStream): void {
+  closing(stream: CoreStream): void {
     this.closingIds.push(stream.id)
   }
+  buffered(): void {}
   consumed(): void {}
   canGrowWindow(): boolean {
     return false
@@ -49,12 +55,12 @@ class FakeHost implements StreamHost {
   failure() {
     return undefined
   }
-  stream(id: number, sendWindow = INITIAL_WINDOW, state: StreamState = "Established"): MuxStream {
-    return new MuxStream(this, id, (id & 1) === 1, state, INITIAL_WINDOW, sendWindow)
+  stream(id: number, sendWindow = INITIAL_WINDOW, state: StreamState = "Established"): MuxStreamImpl {
+    return new MuxStreamImpl(this, id, (id & 1) === 1, state, INITIAL_WINDOW, sendWindow)
   }
 }
 
-const write = (s: MuxStream, ...chunks: Array<Uint8Array>) => Effect.runSync(s.write(chunks))
+const write = (s: MuxStreamImpl, ...chunks: Array<Uint8Array>) => Effect.runSync(s.write(chunks))
 
 const pattern = (n: number, seed: number): Uint8Array => {
   const out = new Uint8Array(n)
@@ -214,8 +220,8 @@ describe("Outbox", () => {
       first.map((f) => f.length),
       [4096, 904]
     )
-    assert.strictEqual(s.sendWindow, 0)
-    assert.strictEqual(s.outQueued, 7000)
+    assert.strictEqual(s.snapshot().sendWindow, 0)
+    assert.strictEqual(s.snapshot().queued, 7000)
     assert.strictEqual(host.outbox.readyStreams, 0, "a blocked stream leaves the ring")
 
     // More writes while blocked do not make it sendable.
@@ -231,7 +237,7 @@ describe("Outbox", () => {
     assert.isTrue(s.onCredit(100_000))
     const third = drainAll(host.outbox)
     assert.deepStrictEqual(dataOf([...first, ...second, ...third], 1), concat([payload, pattern(10, 5)]))
-    assert.strictEqual(s.sendWindow, 5000 + 3000 + 100_000 - 12_010)
+    assert.strictEqual(s.snapshot().sendWindow, 5000 + 3000 + 100_000 - 12_010)
   })
 
   it("a stream with a zero window does not enter the ring at all", () => {
@@ -255,7 +261,7 @@ describe("Outbox", () => {
       { type: FrameType.Data, flags: 0, streamId: 1, length: 1808 },
       { type: FrameType.WindowUpdate, flags: Flags.FIN, streamId: 1, length: 0 }
     ])
-    assert.isFalse(s.finPending)
+    assert.isFalse(s.snapshot().finPending)
     assert.strictEqual(s.state, "LocalClosed")
   })
 
@@ -287,7 +293,7 @@ describe("Outbox", () => {
     s.finish()
     const first = decode(host.outbox.takeBatch())
     assert.deepStrictEqual(first.map(summary), [{ type: FrameType.Data, flags: 0, streamId: 1, length: 1024 }])
-    assert.isTrue(s.finPending)
+    assert.isTrue(s.snapshot().finPending)
     const second = decode(host.outbox.takeBatch())
     assert.deepStrictEqual(second.map(summary), [
       { type: FrameType.WindowUpdate, flags: Flags.FIN, streamId: 1, length: 0 }
@@ -315,7 +321,7 @@ describe("Outbox", () => {
     s.finish()
     const first = drainAll(host.outbox)
     assert.deepStrictEqual(first.map(summary), [{ type: FrameType.Data, flags: 0, streamId: 1, length: 1000 }])
-    assert.isTrue(s.finPending)
+    assert.isTrue(s.snapshot().finPending)
     assert.isTrue(s.onCredit(1500))
     const second = drainAll(host.outbox)
     assert.deepStrictEqual(second.map(summary), [{ type: FrameType.Data, flags: 0, streamId: 1, length: 1500 }])
@@ -497,7 +503,7 @@ describe("Outbox", () => {
     host.control(FrameType.Ping, Flags.SYN, 0, 1)
     host.outbox.clear()
     assert.isFalse(host.outbox.hasWork)
-    assert.isFalse(s.inReady)
+    assert.isFalse(s.snapshot().inReady)
     host.outbox.ready(s)
     assert.deepStrictEqual(drainAll(host.outbox).map(summary), [
       { type: FrameType.Data, flags: 0, streamId: 1, length: 10 }

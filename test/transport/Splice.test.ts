@@ -12,6 +12,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber } from "effect"
+import { snapshotOf } from "../../src/internal/session/Stream.ts"
 import type { MuxError } from "../../src/session/MuxError.ts"
 import { splice } from "../../src/transport/Splice.ts"
 import * as Tcp from "../../src/transport/Tcp.ts"
@@ -120,7 +121,7 @@ describe("splice over direct ports (TCP ⇄ stream)", () => {
         const writer = yield* Effect.forkChild(Effect.andThen(t.remote.write([big]), t.remote.closeWrite))
         // Nobody reads `peer`: the socket fills, the splice stops taking the stream's input, the
         // stream returns no credit and the remote writer runs out of window.
-        yield* eventually("the remote's send window exhausted", () => t.remote.sendWindow === 0, BOUND)
+        yield* eventually("the remote's send window exhausted", () => snapshotOf(t.remote).sendWindow === 0, BOUND)
         assert.isAtMost(t.client.stats().bufferedBytes, t.client.config.maxWindow, "held at most one window")
         assert.isUndefined(writer.pollUnsafe(), "the remote writer is blocked")
         assertSame(yield* readAll(t.peer), big, "remote → peer after the stall")
@@ -139,9 +140,9 @@ describe("splice over direct ports (TCP ⇄ stream)", () => {
         const t = yield* topology
         const big = randomBytes(16 * 1024 * 1024, 6)
         const writer = yield* Effect.forkChild(Effect.andThen(t.peer.write([big]), t.peer.closeWrite))
-        yield* eventually("the stream's send window exhausted", () => t.stream.sendWindow === 0, BOUND)
+        yield* eventually("the stream's send window exhausted", () => snapshotOf(t.stream).sendWindow === 0, BOUND)
         // Above the write buffer the splice pauses the socket: at most one read more is queued.
-        assert.isAtMost(t.stream.outQueued, t.client.config.writeBufferSize + 1024 * 1024, "bounded queue")
+        assert.isAtMost(snapshotOf(t.stream).queued, t.client.config.writeBufferSize + 1024 * 1024, "bounded queue")
         assertSame(yield* t.remote.readAll, big, "peer → remote after the stall")
         yield* Fiber.join(writer)
         yield* t.remote.closeWrite

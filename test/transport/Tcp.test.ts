@@ -120,7 +120,7 @@ describe("Tcp transport", () => {
     "close with a silent peer: the socket is destroyed after the grace period",
     () =>
       Effect.gen(function* () {
-        const { a, b } = yield* tcpPair({ closeGraceMs: 50 })
+        const { a, b } = yield* tcpPair({ closeGraceMillis: 50 })
         yield* a.close
         assert.strictEqual(yield* b.read, null)
         // b never sends FIN; after 50 ms a's socket is gone and b's writes start failing.

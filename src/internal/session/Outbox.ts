@@ -10,13 +10,16 @@
  * - A batch is a list of chunks for one transport write; small payloads are copied next to their
  *   headers, large ones are passed by reference (no copy of bulk bytes).
  * - Sans-IO: no Effect in the scheduling; the session wakes the writer through {@link Outbox.signal}.
+ * - The outbox never touches a stream's queue or windows: it asks how much is `sendable` and takes
+ *   that many bytes through {@link OutboundStream.takeOutbound}; its only mark on a stream is
+ *   `inReady` (membership of the ring).
  *
  * @since 0.1.0
  */
 import { Flags, FrameType, HEADER_SIZE } from "../../protocol/Constants.ts"
 import { writeHeader } from "../../protocol/Frame.ts"
 import { Signal } from "./Signal.ts"
-import type { MuxStream } from "./Stream.ts"
+import type { OutboundStream } from "./Stream.ts"
 
 /** Payload pieces up to this size are copied beside their header instead of sent by reference. */
 const COPY_THRESHOLD = 2048
@@ -35,7 +38,7 @@ export class Outbox {
   readonly signal = new Signal()
   private control: Uint8Array = new Uint8Array(HEADER_SIZE * 16)
   private controlLen = 0
-  private ring: Array<MuxStream> = []
+  private ring: Array<OutboundStream> = []
   private ringHead = 0
   private readonly maxFrameSize: number
   private readonly maxBatchBytes: number
@@ -84,7 +87,7 @@ export class Outbox {
   }
 
   /** Puts a stream with sendable DATA or a pending FIN into the ring (once). */
-  ready(stream: MuxStream): void {
+  ready(stream: OutboundStream): void {
     if (stream.inReady) return
     stream.inReady = true
     this.ring.push(stream)
@@ -107,19 +110,17 @@ export class Outbox {
     // A frame costs its header plus its payload; a batch never exceeds maxBatchBytes of DATA frames.
     while (budget > HEADER_SIZE && this.ringHead < this.ring.length) {
       const s = this.ring[this.ringHead]!
-      this.ring[this.ringHead] = undefined as unknown as MuxStream
+      this.ring[this.ringHead] = undefined as unknown as OutboundStream
       this.ringHead++
       s.inReady = false
-      if (s.state === "Reset") continue
-      const window = Math.max(s.sendWindow, 0)
-      const n = Math.min(this.maxFrameSize, window, s.outQueued, budget - HEADER_SIZE)
+      if (s.isReset) continue
+      const n = Math.min(this.maxFrameSize, s.sendable, budget - HEADER_SIZE)
       // FIN goes on its own WINDOW_UPDATE right after the last DATA frame, as hashicorp/yamux and
       // go-yamux send it, never on DATA: libp2p-yamux (JS) handles a DATA frame's flags before its
       // payload and drops the bytes of a DATA|FIN frame. With no room left in this batch, it waits.
-      const fin = s.finPending && n === s.outQueued && (n === 0 || budget - n - HEADER_SIZE >= HEADER_SIZE)
+      const fin = s.finPending && n === s.queued && (n === 0 || budget - n - HEADER_SIZE >= HEADER_SIZE)
       if (n === 0 && !fin) continue
-      const pieces = n > 0 ? takeBytes(s, n) : []
-      s.drained(n)
+      const pieces = s.takeOutbound(n)
       if (fin) s.finSent()
       if (n > 0) {
         planned.push({ streamId: s.id, type: FrameType.Data, flags: 0, length: n, pieces })
@@ -134,7 +135,7 @@ export class Outbox {
         arenaBytes += HEADER_SIZE
         budget -= HEADER_SIZE
       }
-      if ((s.outQueued > 0 && s.sendWindow > 0) || s.finPending) {
+      if (s.sendable > 0 || s.finPending) {
         s.inReady = true
         this.ring.push(s)
       }
@@ -174,33 +175,4 @@ export class Outbox {
     if (pos > segment) out.push(arena.subarray(segment, pos))
     return out
   }
-}
-
-/** Removes `n` bytes from the front of a stream's queue as views of the queued chunks. */
-const takeBytes = (s: MuxStream, n: number): Array<Uint8Array> => {
-  const pieces: Array<Uint8Array> = []
-  let left = n
-  while (left > 0) {
-    const chunk = s.outQueue[s.outHead]!
-    const available = chunk.length - s.outOffset
-    if (available <= left) {
-      pieces.push(s.outOffset === 0 ? chunk : chunk.subarray(s.outOffset))
-      left -= available
-      s.outQueue[s.outHead] = chunk.subarray(0, 0)
-      s.outHead++
-      s.outOffset = 0
-    } else {
-      pieces.push(chunk.subarray(s.outOffset, s.outOffset + left))
-      s.outOffset += left
-      left = 0
-    }
-  }
-  if (s.outHead === s.outQueue.length) {
-    s.outQueue = []
-    s.outHead = 0
-  } else if (s.outHead > 64 && s.outHead * 2 > s.outQueue.length) {
-    s.outQueue = s.outQueue.slice(s.outHead)
-    s.outHead = 0
-  }
-  return pieces
 }

@@ -1,10 +1,14 @@
 /**
  * The per-stream lifecycle (SYN/ACK/FIN/RST) as an explicit state machine.
  *
- * Invariants: every state change of a stream goes through {@link transition}, a pure function;
- * `Closed` and `Reset` are terminal; a stream's id leaves the registry exactly when it reaches one
- * of them. Whether the peer has ACKed our SYN is tracked apart from the state (a stream can send
- * FIN before its ACK arrives), in the session.
+ * Invariants: every state change of a stream goes through {@link transition}, a pure function,
+ * called from one private method of the stream and nowhere else (the stream's state field is
+ * private); every event below is driven by the stream or the session: `SendAck` on accept,
+ * `RecvAck`/`RecvFin`/`RecvRst`/`RecvData` as frames arrive, `SendFin` when the writer frames the
+ * FIN, `SendRst` on any local abort (a reset, an open timeout, the session's death). `Closed` and
+ * `Reset` are terminal; a stream's id leaves the registry exactly when it reaches one of them.
+ * Whether the peer has ACKed our SYN is tracked apart from the state (a stream can send FIN
+ * before its ACK arrives), by the stream.
  *
  * @since 0.1.0
  */

@@ -86,7 +86,7 @@ runScenario(
         yield* check(failedAs(misnamed, "handshake"), "a server cert without the dialled name → handshake error")
         const silent = yield* Tcp.listen(ANY)
         const timedOut = yield* Effect.exit(
-          Effect.scoped(Tls.connect(silent.address, { ca: pki.ca.cert, handshakeTimeoutMs: 300 }))
+          Effect.scoped(Tls.connect(silent.address, { ca: pki.ca.cert, handshakeTimeoutMillis: 300 }))
         )
         yield* check(failedAs(timedOut, "handshake"), "a TLS dial to a silent plain server → handshake timeout")
         const closedPort = yield* Effect.scoped(Effect.map(Tcp.listen(ANY), (s) => s.address))
@@ -118,7 +118,7 @@ runScenario(
           cert: pki.server.cert,
           key: pki.server.key,
           ca: pki.ca.cert,
-          handshakeTimeoutMs: 300,
+          handshakeTimeoutMillis: 300,
           onHandshakeFailure: (f) => Queue.offerUnsafe(failures, f)
         })
         const [client, accepted] = yield* Effect.all(
@@ -154,7 +154,7 @@ runScenario(
     // 4. Proxy + server over mutual TLS and a token; bad peers refused meanwhile.
     yield* Effect.scoped(
       Effect.gen(function* () {
-        const auth = Auth.makeServer(TOKEN, { timeoutMs: 300 })
+        const auth = Auth.makeServer(TOKEN, { timeoutMillis: 300 })
         const server = yield* Server.make({
           listen: ANY,
           listener: (address) => Tls.listen(address, { cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert }),
@@ -165,7 +165,7 @@ runScenario(
           PlaitProxy.make({
             listen: ANY,
             upstream: server.address,
-            dial: tlsDial.pipe(Effect.flatMap(Auth.client(token, { timeoutMs: 2_000 }))),
+            dial: tlsDial.pipe(Effect.flatMap(Auth.client(token, { timeoutMillis: 2_000 }))),
             linkWaitMillis: 800,
             retry: { initialMillis: 50, maxMillis: 200 }
           })
