@@ -16,7 +16,12 @@ import type { Transport, TransportError } from "../transport/Transport.ts"
 import * as Link from "./Link.ts"
 import { OpenFailed, ProxyError } from "./ProxyError.ts"
 
-/** Options of {@link make}. */
+/**
+ * Options of {@link make}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ClientOptions {
   /** The server's link address (default 127.0.0.1:7001). */
   readonly upstream?: Tcp.TcpAddress
@@ -30,7 +35,12 @@ export interface ClientOptions {
   readonly linkWaitMillis?: number
 }
 
-/** A stream opener over a supervised link. */
+/**
+ * A stream opener over a supervised link.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ClientService {
   /** Opens a stream; scope exit sends FIN, interruption or failure RST. */
   readonly open: Effect.Effect<MuxStream, ProxyError, Scope.Scope>
@@ -40,10 +50,20 @@ export interface ClientService {
   readonly link: Link.Link
 }
 
-/** Default server address. */
+/**
+ * Default server address.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DEFAULT_UPSTREAM: Tcp.TcpAddress = { host: "127.0.0.1", port: 7001 }
 
-/** Starts the link; streams can be opened as long as the scope lives. */
+/**
+ * Starts the link; streams can be opened as long as the scope lives.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const make = Effect.fnUntraced(function* (options: ClientOptions = {}) {
   const upstream = options.upstream ?? DEFAULT_UPSTREAM
   const linkWaitMillis = options.linkWaitMillis ?? 10_000
@@ -72,8 +92,18 @@ export const make = Effect.fnUntraced(function* (options: ClientOptions = {}) {
   return service
 })
 
-/** The client as a service. */
+/**
+ * The client as a service.
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export class Client extends Context.Service<Client, ClientService>()("plait/client/Client") {}
 
-/** A layer holding the link for the layer's lifetime. */
+/**
+ * A layer holding the link for the layer's lifetime.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (options: ClientOptions = {}): Layer.Layer<Client> => Layer.effect(Client, make(options))
