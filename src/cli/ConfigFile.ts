@@ -100,7 +100,7 @@ export const parseConfigText = (format: ConfigFormat, text: string): Result.Resu
   try {
     if (format === "toml") return Result.succeed(parseToml(text))
     // logLevel "error": a syntax error throws; warnings are not printed on the console.
-    const data: unknown = parseYaml(text, { logLevel: "error", prettyErrors: false, uniqueKeys: true })
+    const data: unknown = parseYaml(text, { logLevel: "error", prettyErrors: true, uniqueKeys: true })
     return Result.succeed(data ?? {})
   } catch (cause) {
     if (cause instanceof YAMLError) {
