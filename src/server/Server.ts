@@ -12,21 +12,58 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Exit, FiberSet, Layer, Scope } from "effect"
+import { Clock, Context, Effect, Exit, FiberSet, Layer, Scope } from "effect"
+import { Histogram } from "../internal/observability/Histogram.ts"
 import { endNow, type MuxStream } from "../internal/session/Stream.ts"
 import * as Events from "../observability/Events.ts"
 import type { SessionConfig } from "../session/Config.ts"
 import type { MuxError } from "../session/MuxError.ts"
 import * as Session from "../session/Session.ts"
-import { pump, splice, startDirectSplice } from "../transport/Splice.ts"
+import { type SpliceStats, splice, startDirectSplice } from "../transport/Splice.ts"
 import * as Tcp from "../transport/Tcp.ts"
 import { type Transport, TransportError } from "../transport/Transport.ts"
 
-/** Serves one stream. Success ends the stream with FIN, failure with RST. */
-export type Handler<R = never> = (stream: MuxStream) => Effect.Effect<void, unknown, R>
+/**
+ * What the server hands a handler with each stream, for its metrics: the bytes the handler moved
+ * (`aToB` read from the stream, `bToA` written to it — a splice counts into it per read, so the
+ * totals include streams still open) and the outcome of backend dials. One small object per stream.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Serving extends SpliceStats {
+  /** A backend dial succeeded after `millis`. */
+  dialed(millis: number): void
+  /** A backend dial failed. */
+  dialFailed(): void
+  /** The server's clock (milliseconds), to time a dial. */
+  now(): number
+}
 
-/** The embedded echo service: every byte back, FIN after the client's FIN. */
-export const echo: Handler = (stream) => pump(stream, stream)
+/**
+ * Serves one stream. Success ends the stream with FIN, failure with RST.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Handler<R = never> = (stream: MuxStream, serving: Serving) => Effect.Effect<void, unknown, R>
+
+/**
+ * The embedded echo service: every byte back, FIN after the client's FIN.
+ *
+ * @since 0.1.0
+ * @category handlers
+ */
+export const echo: Handler = (stream, serving) => {
+  const loop: Effect.Effect<void, MuxError> = Effect.flatMap(stream.read, (chunk): Effect.Effect<void, MuxError> => {
+    if (chunk === null) return stream.closeWrite
+    serving.aToB += chunk.length
+    serving.bToA += chunk.length
+    return Effect.flatMap(stream.write([chunk]), () => loop)
+  })
+  return loop
+}
+
 
 /**
  * Forwards each stream to a fresh TCP connection to `target`; a failed dial resets the stream.
@@ -35,19 +72,24 @@ export const echo: Handler = (stream) => pump(stream, stream)
  * handler is parked here for the stream's whole life, so what it holds (no scope, no nested
  * frames) is what every idle forwarded stream costs. Interruption cancels the dial or resets both
  * sides. A stream that cannot be spliced directly (a fiber already reads it) falls back to pumps.
+ *
+ * @since 0.1.0
+ * @category handlers
  */
 export const forward =
   (target: Tcp.TcpAddress): Handler =>
-  (stream) =>
+  (stream, serving) =>
     Effect.callback<void, TransportError | MuxError>((resume) => {
       // What an interruption must do at each point: cancel the dial; then reset the splice and
       // close the backend (also when the splice has just ended and its resume is still queued).
       let onInterrupt: Effect.Effect<void> = Effect.void
       let dialled = false
+      const started = serving.now()
       const cancelDial = Tcp.dialWith(target, undefined, (result) => {
         dialled = true
         onInterrupt = Effect.void
         if (result instanceof TransportError) {
+          serving.dialFailed()
           resume(
             Effect.andThen(
               Effect.logWarning(`stream ${stream.id}: backend dial failed: ${result.message}`),
@@ -56,14 +98,15 @@ export const forward =
           )
           return
         }
+        serving.dialed(serving.now() - started)
         const backend = result
         const streamPort = stream.directPort()
         const backendPort = backend.directPort?.()
         if (streamPort === undefined || backendPort === undefined) {
-          resume(Effect.ensuring(splice(stream, backend), backend.close))
+          resume(Effect.ensuring(splice(stream, backend, serving), backend.close))
           return
         }
-        const stop = startDirectSplice(streamPort, backendPort, { aToB: 0, bToA: 0 }, (error) =>
+        const stop = startDirectSplice(streamPort, backendPort, serving, (error) =>
           resume(Effect.andThen(backend.close, error === undefined ? Effect.void : Effect.fail(error)))
         )
         onInterrupt = Effect.andThen(Effect.sync(stop), backend.close)
@@ -72,7 +115,12 @@ export const forward =
       return Effect.suspend(() => onInterrupt)
     })
 
-/** Options of {@link make}. */
+/**
+ * Options of {@link make}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ServerOptions {
   /** Where proxies connect (default 127.0.0.1:7001). */
   readonly listen?: Tcp.TcpAddress
@@ -91,26 +139,103 @@ export interface ServerOptions {
   readonly handshake?: (transport: Transport) => Effect.Effect<Transport, TransportError, Scope.Scope>
 }
 
-/** Counters of a running server. */
+/**
+ * Counters of a running server.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ServerStats {
   readonly sessions: number
   readonly streams: number
   readonly handled: number
   readonly failed: number
   readonly refusedLinks: number
+  /** Bytes from proxies to the handlers, and back (streams still open included). */
+  readonly bytesUp: number
+  readonly bytesDown: number
+  /** Backend dials that failed. */
+  readonly dialFailures: number
 }
 
-/** A running server. */
+/**
+ * The limits a server runs with, for status pages (read-only).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ServerSettings {
+  readonly maxSessions: number
+  readonly maxHandshakes: number
+  readonly drainMillis: number
+  readonly session: Partial<SessionConfig>
+}
+
+
+/**
+ * A running server.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ServerService {
   /** The bound link address (the real port when 0 was asked for). */
   readonly address: Tcp.TcpAddress
   readonly stats: () => ServerStats
+  /** The links served now. */
+  readonly sessions: () => ReadonlyArray<Session.Session>
+  readonly settings: ServerSettings
+  /** Seconds each successful backend dial took. */
+  readonly dialLatency: Histogram
 }
 
-/** Default link listen address. */
+/** Server-wide counters the per-stream {@link Serving} records report to. */
+class Counters {
+  bytesUp = 0
+  bytesDown = 0
+  dialFailures = 0
+  readonly dialLatency = new Histogram()
+  readonly live = new Set<StreamServing>()
+  readonly clock: Clock.Clock
+  constructor(clock: Clock.Clock) {
+    this.clock = clock
+  }
+}
+
+/** A class rather than a closure per stream: an idle forwarded stream holds just this record. */
+class StreamServing implements Serving {
+  aToB = 0
+  bToA = 0
+  readonly counters: Counters
+  constructor(counters: Counters) {
+    this.counters = counters
+  }
+  dialed(millis: number): void {
+    this.counters.dialLatency.observe(millis / 1000)
+  }
+  dialFailed(): void {
+    this.counters.dialFailures++
+  }
+  now(): number {
+    return this.counters.clock.currentTimeMillisUnsafe()
+  }
+}
+
+
+/**
+ * Default link listen address.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const DEFAULT_LISTEN: Tcp.TcpAddress = { host: "127.0.0.1", port: 7001 }
 
-/** Starts a server that lives as long as the scope. */
+/**
+ * Starts a server that lives as long as the scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
   const listen = options.listen ?? DEFAULT_LISTEN
   const handler = options.handler ?? echo
@@ -119,15 +244,24 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
   const drainMillis = options.drainMillis ?? 10_000
   const events = yield* Events.current
   const scope = yield* Effect.scope
+  const counters = new Counters(yield* Clock.Clock)
   const sessions = new Set<Session.Session>()
   let streams = 0
   let handled = 0
   let failed = 0
   let refusedLinks = 0
 
-  const handlerDone = (stream: MuxStream, peer: string, exit: Exit.Exit<void, unknown>): Effect.Effect<void> => {
+  const handlerDone = (
+    stream: MuxStream,
+    serving: StreamServing,
+    peer: string,
+    exit: Exit.Exit<void, unknown>
+  ): Effect.Effect<void> => {
     streams--
     handled++
+    counters.live.delete(serving)
+    counters.bytesUp += serving.aToB
+    counters.bytesDown += serving.bToA
     if (Exit.isSuccess(exit)) {
       endNow(stream, true)
       return Effect.void
@@ -144,14 +278,25 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
 
   // Not `Effect.exit` around the handler: it would swallow an interruption (a server shutting down
   // then left streams neither served nor reset).
-  const serveStream = (stream: MuxStream, peer: string) =>
-    Effect.onExit(
+  const serveStream = (stream: MuxStream, peer: string) => {
+    const serving = new StreamServing(counters)
+    return Effect.onExit(
       Effect.suspend(() => {
         streams++
-        return handler(stream)
+        counters.live.add(serving)
+        return handler(stream, serving)
       }),
-      (exit) => Effect.suspend(() => handlerDone(stream, peer, exit))
+      (exit) => Effect.suspend(() => handlerDone(stream, serving, peer, exit))
     )
+  }
+
+  const refused = (peer: string, code: Events.RefusalCode, reason: string) => {
+    refusedLinks++
+    Events.publish(events, { _tag: "ClientRefused", role: "server", peer, code, reason })
+    return Effect.logWarning(`server: refusing link from ${peer}: ${reason}`)
+  }
+
+
 
   // A link holds a `maxSessions` slot only once its handshake succeeded: peers still handshaking (or
   // stalling in it) have their own bound, so they cannot crowd out authenticated proxies.
@@ -171,8 +316,7 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
         )
       }
       if (linkCount >= maxSessions) {
-        refusedLinks++
-        yield* Effect.logWarning(`server: refusing link from ${accepted.remoteAddress}: ${maxSessions} links already`)
+        yield* refused(accepted.remoteAddress, "maxSessions", `${maxSessions} links already`)
         return yield* accepted.reset
       }
       linkCount++
@@ -212,12 +356,11 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
     Effect.suspend(() => {
       const full = options.handshake === undefined ? linkCount >= maxSessions : handshaking >= maxHandshakes
       if (full) {
-        refusedLinks++
-        const what = options.handshake === undefined ? `${maxSessions} links` : `${maxHandshakes} handshakes`
-        return Effect.andThen(
-          Effect.logWarning(`server: refusing link from ${transport.remoteAddress}: ${what} already`),
-          transport.reset
-        )
+        const [code, what] =
+          options.handshake === undefined
+            ? (["maxSessions", `${maxSessions} links`] as const)
+            : (["maxHandshakes", `${maxHandshakes} handshakes`] as const)
+        return Effect.andThen(refused(transport.remoteAddress, code, `${what} already`), transport.reset)
       }
       return Effect.asVoid(FiberSet.run(links, Effect.ensuring(serveLink(transport), transport.close)))
     })
@@ -239,14 +382,44 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
 
   const service: ServerService = {
     address: server.address,
-    stats: () => ({ sessions: sessions.size, streams, handled, failed, refusedLinks })
+    stats: () => {
+      let bytesUp = counters.bytesUp
+      let bytesDown = counters.bytesDown
+      for (const serving of counters.live) {
+        bytesUp += serving.aToB
+        bytesDown += serving.bToA
+      }
+      return {
+        sessions: sessions.size,
+        streams,
+        handled,
+        failed,
+        refusedLinks,
+        bytesUp,
+        bytesDown,
+        dialFailures: counters.dialFailures
+      }
+    },
+    sessions: () => Array.from(sessions),
+    settings: { maxSessions, maxHandshakes, drainMillis, session: options.session ?? {} },
+    dialLatency: counters.dialLatency
   }
   return service
 })
 
-/** The server as a service. */
+/**
+ * The server as a service.
+ *
+ * @since 0.1.0
+ * @category services
+ */
 export class Server extends Context.Service<Server, ServerService>()("plait/server/Server") {}
 
-/** A layer running the server for the layer's lifetime. */
+/**
+ * A layer running the server for the layer's lifetime.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
 export const layer = (options: ServerOptions = {}): Layer.Layer<Server, TransportError> =>
   Layer.effect(Server, make(options))
