@@ -57,8 +57,6 @@ const plait = (args: ReadonlyArray<string>, env: Record<string, string> = {}): E
     return Effect.sync(() => child.kill("SIGKILL"))
   })
 
-const lines = (text: string) => text.split("\n").filter((line) => line !== "")
-
 const dir = mkdtempSync(path.join(tmpdir(), "plait-cli-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 const file = (name: string, text: string) => {
