@@ -78,7 +78,7 @@ const SCRIPT = `
       byteSeries.push({ label: name + " down", stroke: color, dash: [6, 4], width: 2, value: function (u, v) { return v == null ? "–" : bytes(v) + "/s"; } });
     });
     var axes = function (format) {
-      return [{}, { size: 70, values: function (u, vals) { return vals.map(format); } }];
+      return [{}, { size: 84, values: function (u, vals) { return vals.map(format); } }];
     };
     charts = {
       streams: new uPlot({ title: "streams open", width: width, height: 220, series: streamSeries,
