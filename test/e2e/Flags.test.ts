@@ -1,6 +1,7 @@
 /**
  * The command line as a user meets it, on every runtime: `--help` through each launcher, bad options
- * refused with exit code 2 and one line naming the flag, and a service that cannot start exits 1.
+ * (flags, environment, `--config` files) refused with exit code 2 and one line naming the flag or the
+ * key and the file, and a service that cannot start exits 1.
  */
 
 import * as path from "node:path"
@@ -61,6 +62,21 @@ const refusals: ReadonlyArray<{
     entry: "proxy",
     args: ["--upstream"],
     message: "plait proxy: --upstream needs a value: HOST:PORT"
+  },
+  {
+    runtime: "bun",
+    entry: "proxy",
+    args: ["--config", "test/cli/fixtures/unknown-key.yaml"],
+    message:
+      "plait proxy: max-windw (in test/cli/fixtures/unknown-key.yaml) is not a setting of plait proxy (see --help)"
+  },
+  {
+    runtime: "deno",
+    entry: "server",
+    args: [],
+    env: { PLAIT_CONFIG: "test/cli/fixtures/bad-address.yaml" },
+    message:
+      'plait server: services.web (in test/cli/fixtures/bad-address.yaml) must be HOST:PORT, e.g. 127.0.0.1:7000 or [::1]:7000 (got "nowhere")'
   }
 ]
 

@@ -1,0 +1,112 @@
+/**
+ * Scenario: the command line and the config file on this runtime. The same refusals, word for word,
+ * come out on Node, Bun and Deno: flags read by effect/cli, environment variables, and `--config`
+ * files read from disk (YAML and TOML parsers, Effect Schema, `node:fs` error codes); valid files
+ * give the same config. Pure parsing in this process: no service is started.
+ */
+import { Effect, Result } from "effect"
+import * as Cli from "../../../src/cli/Cli.ts"
+import { OptionsError, type ProxyConfig, type ServerConfig } from "../../../src/cli/Options.ts"
+import { check, runScenario } from "../lib.ts"
+
+const fixtures = "test/cli/fixtures"
+
+const refusals: ReadonlyArray<readonly [ReadonlyArray<string>, Record<string, string>, string]> = [
+  [["proxy", "--bogus"], {}, "plait proxy: unknown flag --bogus (see --help)"],
+  [["proxy", "-v"], {}, "plait proxy: unknown flag -v (see --help)"],
+  [["server", "--listen"], {}, "plait server: --listen needs a value: HOST:PORT"],
+  [["proxy", "--keepalive-interval", "-5s"], {}, "plait proxy: --keepalive-interval must not be negative (got -5s)"],
+  [["proxy", "extra"], {}, 'plait proxy: unexpected argument "extra" (see --help)'],
+  [["launch"], {}, 'plait: unknown command "launch": the commands are proxy and server (see plait --help)'],
+  [
+    ["server"],
+    { PLAIT_TARGET: "backend" },
+    'plait server: --target (from PLAIT_TARGET) must be HOST:PORT, e.g. 127.0.0.1:7000 or [::1]:7000 (got "backend")'
+  ],
+  [
+    ["proxy", "--config", `${fixtures}/unknown-key.yaml`],
+    {},
+    `plait proxy: max-windw (in ${fixtures}/unknown-key.yaml) is not a setting of plait proxy (see --help)`
+  ],
+  [
+    ["proxy", "--config", `${fixtures}/wrong-type.toml`],
+    {},
+    `plait proxy: max-clients (in ${fixtures}/wrong-type.toml) must be a number or a string (got true)`
+  ],
+  [
+    ["server", "--config", `${fixtures}/bad-address.yaml`],
+    {},
+    `plait server: services.web (in ${fixtures}/bad-address.yaml) must be HOST:PORT, e.g. 127.0.0.1:7000 or [::1]:7000 (got "nowhere")`
+  ],
+  [
+    ["proxy"],
+    { PLAIT_CONFIG: `${fixtures}/bad-syntax.toml` },
+    `plait proxy: --config ${fixtures}/bad-syntax.toml: invalid TOML at line 2, column 9: invalid value`
+  ],
+  [
+    ["proxy", "--config", `${fixtures}/missing.yaml`],
+    {},
+    `plait proxy: --config ${fixtures}/missing.yaml: cannot read the file (no such file)`
+  ]
+]
+
+/** A YAML syntax error, from memory: the parser's words must not depend on the runtime either. */
+const badYaml = (file: string) =>
+  file === "mem.yaml" ? Result.succeed('listen: 127.0.0.1:1\ntoken: "s3cret\n') : Result.fail("no such file")
+
+runScenario(
+  "cli-config",
+  Effect.gen(function* () {
+    for (const [argv, env, message] of refusals) {
+      const parsed = Cli.parse(argv, env)
+      yield* check(parsed instanceof OptionsError && parsed.message === message, `${argv.join(" ")} → ${message}`)
+      if (!(parsed instanceof OptionsError)) console.log(`    got ${JSON.stringify(parsed)}`)
+      else if (parsed.message !== message) console.log(`    got ${parsed.message}`)
+    }
+    const yaml = Cli.parse(["proxy", "--config", "mem.yaml"], {}, badYaml)
+    yield* check(
+      yaml instanceof OptionsError &&
+        yaml.message === 'plait proxy: --config mem.yaml: invalid YAML at line 3, column 1: Missing closing "quote' &&
+        !yaml.message.includes("s3cret"),
+      "YAML syntax error: line, column and reason, not the secret"
+    )
+
+    const proxy = Cli.parse(["proxy", "--config", `${fixtures}/proxy.yaml`, "--max-clients", "7"], {})
+    const proxyConfig =
+      !(proxy instanceof OptionsError) && proxy._tag === "Run" ? (proxy.configured.config as ProxyConfig) : undefined
+    yield* check(
+      proxyConfig?.maxWindow === 8 * 1024 * 1024 &&
+        proxyConfig.maxClients === 7 &&
+        proxyConfig.upstream.host === "::1" &&
+        proxyConfig.services.map((service) => `${service.name}=${service.listen.port}`).join(",") ===
+          "web=7200,db=7201",
+      "proxy.yaml read, a flag over the file"
+    )
+    const server = Cli.parse(["server", "--config", `${fixtures}/server.toml`], { PLAIT_MAX_SESSIONS: "9" })
+    const serverConfig =
+      !(server instanceof OptionsError) && server._tag === "Run"
+        ? (server.configured.config as ServerConfig)
+        : undefined
+    yield* check(
+      serverConfig?.maxSessions === 9 &&
+        serverConfig.drainMillis === 120_000 &&
+        serverConfig.services.map((service) => `${service.name}:${service.proxyProtocol ?? "-"}`).join(",") ===
+          "web:-,db:v2",
+      "server.toml read, a variable over the file"
+    )
+    const help = Cli.parse(["proxy", "--help"], {})
+    yield* check(
+      !(help instanceof OptionsError) &&
+        help._tag === "Print" &&
+        help.exitCode === 0 &&
+        help.text.includes("--max-window BYTES") &&
+        help.text.includes("(env PLAIT_MAX_WINDOW, default 4MiB)"),
+      "--help generated by effect/cli"
+    )
+    const version = Cli.parse(["--version"], {})
+    yield* check(
+      !(version instanceof OptionsError) && version._tag === "Print" && /^plait \d+\.\d+\.\d+\n$/.test(version.text),
+      "--version"
+    )
+  })
+)
