@@ -48,7 +48,10 @@ const run = (): Promise<LoadGen.BaseResult> => {
         target,
         progress,
         streams: num("streams", 16),
-        bytesPerStream: num("bytesPerStream", 16 * 1024 * 1024)
+        // Timed (durationMs given): bytesPerStream is only a cap, none by default.
+        bytesPerStream: num("bytesPerStream", params.durationMs === undefined ? 16 * 1024 * 1024 : 2 ** 50),
+        ...(params.durationMs === undefined ? {} : { durationMs: params.durationMs, warmupMs: num("warmupMs", 0) }),
+        ...(params.chunkSize === undefined ? {} : { chunkSize: params.chunkSize })
       })
     case "reqresp":
       return LoadGen.runReqResp({

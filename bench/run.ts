@@ -1,33 +1,44 @@
 /**
- * `npm run bench`: compares plait on every runtime combination with a direct connection and with
- * haproxy (TCP mode, when installed), on the rows of the performance issue: bulk with 1 and 64
- * streams, request/response with 1, 100 and 1000 clients, connection rate, idle memory and
- * head-of-line latency — each one of the workloads of `bench/workloads.ts` with its own parameters.
+ * `npm run bench`: compares plait on every runtime combination with a direct connection, with haproxy
+ * (TCP mode, when installed) and with Go hashicorp/yamux (**yamux-go**, `bench/native/yamux`), on the
+ * rows of the performance issues: bulk with 1 and 64 streams, request/response with 1, 100 and 1000
+ * clients, connection rate, idle memory, head-of-line latency, and bulk over a 50 ms round-trip link
+ * with 1 and 16 streams (WAN) — each one generator workload with its own parameters.
  *
  * Method:
- * - Topology: load generator → [system] → backend echo server. The backend (`bench/procs/echo.ts`) and
- *   the generator (`bench/loadgen.ts`) run on the fastest runtime available (Bun, else Node) and are
- *   the same for every system. "direct" is the generator talking to the backend itself; a plait
- *   system is a proxy and a server (forwarding to the backend) over one yamux link.
+ * - Topology: load generator → [system] → backend echo server. By default both are compiled
+ *   (`bench/native/loadgen`, `bench/native/echo`, built by `bench/native/build.ts` at start, offline);
+ *   `--gen js` / `--backend js` use `bench/loadgen.ts` / `bench/procs/echo.ts` on `--gen-runtime`
+ *   instead. They are the same for every system. "direct" is the generator talking to the backend
+ *   itself; a multiplexing system is a proxy and a server (forwarding to the backend) over one link.
+ * - WAN rows: the delay relay (`bench/native/delay`, 25 ms each way) sits between proxy and server
+ *   (for direct: in front of the backend); plait with default settings, plait with
+ *   `--window-autotune` (plait-node-autotune, plait-bun-autotune: WAN rows only, unless named) and
+ *   yamux-go.
  * - Every measurement starts fresh processes (backend included), probes the path with one echo,
  *   runs one workload in a separate generator process, then stops everything.
  * - Repetitions are interleaved: for each repetition, for each workload, direct first and then the
  *   other systems in an order rotated per repetition. Each figure is also divided by direct's from
- *   the same repetition.
- * - CPU: the generator reports its own `process.cpuUsage`; the proxy's and server's come from
- *   /proc/PID/stat. Memory (idle workload): VmRSS from /proc/PID/status and the JS heap reported by
- *   `bench/procs/memory-hook.ts`, preloaded into the plait processes with `PLAIT_MEMORY_LOG`.
+ *   the same repetition, and each plait figure by yamux-go's from the same repetition (in the report).
+ * - CPU: the generator reports its own (getrusage, or `process.cpuUsage` for the JS one); the proxy's,
+ *   server's, backend's and relay's come from /proc/PID/stat. Memory (idle workload): VmRSS from
+ *   /proc/PID/status and the JS heap reported by `bench/procs/memory-hook.ts`, preloaded into the plait
+ *   processes with `PLAIT_MEMORY_LOG`.
  *
  * Output: `bench/results/<date>.jsonl` (one measurement per line), `.md` (tables) and `.svg` (chart).
  *
  * Options:
- *   --quick              1 repetition, tiny workloads (seconds in all); results named <date>-quick
+ *   --quick              1 repetition, tiny workloads (seconds in all), loopback rows only unless
+ *                        --workloads names others; results named <date>-quick
  *   --reps N             repetitions (default 3)
- *   --systems a,b        subset of: direct, plait-node, plait-bun, plait-bun-deno, plait-deno, haproxy
- *   --workloads a,b      subset of: bulk1, bulk64, rr1, rr100, rr1000, connrate, idle, hol
+ *   --systems a,b        subset of: direct, plait-node, plait-bun, plait-bun-deno, plait-deno, haproxy,
+ *                        yamux-go, plait-node-autotune, plait-bun-autotune
+ *   --workloads a,b      subset of: bulk1, bulk64, rr1, rr100, rr1000, connrate, idle, hol, wan1, wan16
+ *   --gen native|js      load generator (default native when it builds, else js)
+ *   --backend native|js  backend echo server (default native when it builds, else js)
  *   --out DIR            output directory (default bench/results)
  *   --name NAME          file name stem (default: today's date, plus -quick)
- *   --gen-runtime RT     runtime of the generator and backend (default bun if present, else node)
+ *   --gen-runtime RT     runtime of the JS generator and backend (default bun if present, else node)
  *   --entry cli|bench    how plait processes start: the CLI (src/cli/proxy.ts, server.ts) or the bench
  *                        launcher (bench/procs/plait.ts); default: the CLI when it exists
  */
@@ -36,6 +47,7 @@ import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import process from "node:process"
+import { buildNative, type NativeBuild } from "./native/build.ts"
 import {
   cpuSeconds,
   freePort,
@@ -57,14 +69,17 @@ import {
 } from "./procs.ts"
 import {
   type CpuShares,
+  isWan,
   KIND,
+  LOOPBACK_WORKLOADS,
   METRICS,
   type Measurement,
   renderMarkdown,
   renderSvg,
   summarize,
   WORKLOADS,
-  type Workload
+  type Workload,
+  YAMUX_GO
 } from "./report.ts"
 import { EchoConn, type Target } from "./workloads.ts"
 
@@ -86,13 +101,48 @@ const stem = flag("--name") ?? (quick ? `${today}-quick` : today)
 const genRuntime = (flag("--gen-runtime") ?? (runtimeBinary("bun") ? "bun" : "node")) as Runtime
 const cliExists = existsSync(path.join(ROOT, "src/cli/proxy.ts")) && existsSync(path.join(ROOT, "src/cli/server.ts"))
 const entry = flag("--entry") ?? (cliExists ? "cli" : "bench")
-const workloads = (flag("--workloads")?.split(",") ?? [...WORKLOADS]) as Array<Workload>
-for (const w of workloads) if (!WORKLOADS.includes(w)) throw new Error(`unknown workload ${w}`)
+const choice = (name: string): "native" | "js" | undefined => {
+  const value = flag(name)
+  if (value !== undefined && value !== "native" && value !== "js")
+    throw new Error(`${name}: native or js, got ${value}`)
+  return value
+}
+const genFlag = choice("--gen")
+const backendFlag = choice("--backend")
+
+/** The compiled tools (generator, backend, yamux-go, delay relay), built now; undefined when Go is missing. */
+let native: NativeBuild | undefined
+let nativeProblem = ""
+try {
+  native = buildNative({ log: (line) => console.log(line) })
+} catch (error) {
+  nativeProblem = error instanceof Error ? error.message : String(error)
+}
+if ((genFlag === "native" || backendFlag === "native") && native === undefined) throw new Error(nativeProblem)
+const genKind = genFlag ?? (native ? "native" : "js")
+const backendKind = backendFlag ?? (native ? "native" : "js")
+if (native === undefined) {
+  console.log(
+    `native tools unavailable, so JavaScript generator and backend, no yamux-go, no WAN rows: ${nativeProblem}`
+  )
+}
+
+const namedWorkloads = flag("--workloads")?.split(",") as Array<Workload> | undefined
+for (const w of namedWorkloads ?? []) if (!WORKLOADS.includes(w)) throw new Error(`unknown workload ${w}`)
+if (native === undefined && namedWorkloads?.some(isWan))
+  throw new Error(`the WAN rows need the delay relay: ${nativeProblem}`)
+const workloads = (namedWorkloads ?? (quick ? LOOPBACK_WORKLOADS : WORKLOADS)).filter(
+  (w) => native !== undefined || !isWan(w)
+)
 
 /**
  * Parameters of every row. Idle: `ulimit -n` is 20 000 here and haproxy needs 2 descriptors per
- * client (plus a few of its own), so 9 900 connections is the most every system can hold.
+ * client (plus a few of its own), so 9 900 connections is the most every system can hold. WAN rows:
+ * timed bulk echo (the figure counts bytes verified on arrival during `durationMs` after `warmupMs`);
+ * `rttMs` and `rateMBps` (0: unlimited) set the delay relay; `plaitMaxWindow` (plait's default
+ * `--max-window`, 4 MiB) and `yamuxWindow` (yamux.DefaultConfig) only feed the report's bound.
  */
+const WAN = { rttMs: 50, rateMBps: 0, plaitMaxWindow: 4 * MiB, yamuxWindow: 256 * 1024 }
 const PARAMS: { readonly [W in Workload]: Record<string, number> } = quick
   ? {
       bulk1: { streams: 1, bytesPerStream: 2 * MiB },
@@ -102,7 +152,9 @@ const PARAMS: { readonly [W in Workload]: Record<string, number> } = quick
       rr1000: { clients: 1000, size: 1024, durationMs: 300, warmupMs: 300 },
       connrate: { workers: 4, durationMs: 300, warmupMs: 100 },
       idle: { connections: 200, settleMs: 300 },
-      hol: { clients: 4, bulkStreams: 1, durationMs: 300, warmupMs: 200 }
+      hol: { clients: 4, bulkStreams: 1, durationMs: 300, warmupMs: 200 },
+      wan1: { streams: 1, durationMs: 1000, warmupMs: 500, ...WAN },
+      wan16: { streams: 16, durationMs: 1000, warmupMs: 500, ...WAN }
     }
   : {
       bulk1: { streams: 1, bytesPerStream: 64 * MiB },
@@ -112,7 +164,9 @@ const PARAMS: { readonly [W in Workload]: Record<string, number> } = quick
       rr1000: { clients: 1000, size: 1024, durationMs: 2000, warmupMs: 1000 },
       connrate: { workers: 32, durationMs: 2000, warmupMs: 500 },
       idle: { connections: 9900, settleMs: 500 },
-      hol: { clients: 16, bulkStreams: 1, durationMs: 2000, warmupMs: 500 }
+      hol: { clients: 16, bulkStreams: 1, durationMs: 2000, warmupMs: 500 },
+      wan1: { streams: 1, durationMs: 3000, warmupMs: 1000, ...WAN },
+      wan16: { streams: 16, durationMs: 3000, warmupMs: 1000, ...WAN }
     }
 
 const PROC_START_TIMEOUT = 20_000
@@ -128,10 +182,20 @@ interface Started {
   readonly hooked: ReadonlyArray<Proc>
 }
 
+/** The WAN link of a WAN row: the delay relay's settings. */
+interface Wan {
+  readonly rttMs: number
+  readonly rateMBps: number
+}
+
 interface System {
   readonly name: string
   readonly description: string
-  readonly start: (backend: Target, env: Record<string, string>) => Promise<Started>
+  /** Whether it runs the WAN rows (the delay relay between its halves, or in front of the backend). */
+  readonly wan: boolean
+  /** The rows it runs unless named in `--systems` (default: every row). */
+  readonly rows?: ReadonlyArray<Workload>
+  readonly start: (backend: Target, env: Record<string, string>, wan: Wan | undefined) => Promise<Started>
 }
 
 /** Every process started by the current measurement (stopped, and its log kept on failure, at its end). */
@@ -152,17 +216,48 @@ const startPlait = async (
   return { proc, target: listeningTarget(match) }
 }
 
-const plait = (proxyRuntime: Runtime, serverRuntime: Runtime, name: string): System => ({
+/** Starts a compiled tool of bench/native and waits for its "listening on" line. */
+const startNative = async (name: string, argv: ReadonlyArray<string>): Promise<{ proc: Proc; target: Target }> => {
+  const proc = spawnProc(name, argv)
+  procsStarted.push(proc)
+  const match = await waitForLine(proc, LISTENING, PROC_START_TIMEOUT)
+  return { proc, target: listeningTarget(match) }
+}
+
+/** The delay relay in front of `target` (25 ms each way for a 50 ms round trip). */
+const startDelay = (target: Target, wan: Wan) =>
+  startNative("delay", [
+    native!.bin.delay,
+    "--listen",
+    "127.0.0.1:0",
+    "--target",
+    address(target),
+    "--delay",
+    `${wan.rttMs / 2}ms`,
+    "--rate",
+    String(wan.rateMBps * 1e6)
+  ])
+
+const plait = (
+  proxyRuntime: Runtime,
+  serverRuntime: Runtime,
+  name: string,
+  extraArgs: ReadonlyArray<string> = [],
+  rows?: ReadonlyArray<Workload>
+): System => ({
   name,
-  description: `plait proxy on ${proxyRuntime}, plait server on ${serverRuntime} (forwarding to the backend)`,
-  start: async (backend, env) => {
+  description: `plait proxy on ${proxyRuntime}, plait server on ${serverRuntime} (forwarding to the backend)${extraArgs.length > 0 ? `, both with \`${extraArgs.join(" ")}\`` : ""}`,
+  wan: true,
+  ...(rows === undefined ? {} : { rows }),
+  start: async (backend, env, wan) => {
     const server = await startPlait(
       "server",
       serverRuntime,
-      ["--listen", "127.0.0.1:0", "--target", address(backend), "--log-level", "info"],
+      ["--listen", "127.0.0.1:0", "--target", address(backend), "--log-level", "info", ...extraArgs],
       env
     )
     procsStarted.push(server.proc)
+    const link = wan === undefined ? undefined : await startDelay(server.target, wan)
     const proxy = await startPlait(
       "proxy",
       proxyRuntime,
@@ -170,19 +265,50 @@ const plait = (proxyRuntime: Runtime, serverRuntime: Runtime, name: string): Sys
         "--listen",
         "127.0.0.1:0",
         "--upstream",
-        address(server.target),
+        address(link?.target ?? server.target),
         "--max-clients",
         "50000",
         "--log-level",
-        "info"
+        "info",
+        ...extraArgs
       ],
       env
     )
     procsStarted.push(proxy.proc)
     return {
       target: proxy.target,
-      procs: { proxy: proxy.proc, server: server.proc },
+      procs: { proxy: proxy.proc, server: server.proc, ...(link === undefined ? {} : { link: link.proc }) },
       hooked: [proxy.proc, server.proc]
+    }
+  }
+})
+
+const yamuxGo = (build: NativeBuild): System => ({
+  name: YAMUX_GO,
+  description: `Go hashicorp/yamux ${build.yamuxVersion}, ${build.goVersion}, yamux.DefaultConfig() (256 KiB window): \`bench/native/yamux\` proxy (one yamux stream per client over one TCP link) and server (one TCP connection to the backend per stream)`,
+  wan: true,
+  start: async (backend, _env, wan) => {
+    const server = await startNative("server(yamux-go)", [
+      build.bin.yamux,
+      "server",
+      "--listen",
+      "127.0.0.1:0",
+      "--target",
+      address(backend)
+    ])
+    const link = wan === undefined ? undefined : await startDelay(server.target, wan)
+    const proxy = await startNative("proxy(yamux-go)", [
+      build.bin.yamux,
+      "proxy",
+      "--listen",
+      "127.0.0.1:0",
+      "--upstream",
+      address(link?.target ?? server.target)
+    ])
+    return {
+      target: proxy.target,
+      procs: { proxy: proxy.proc, server: server.proc, ...(link === undefined ? {} : { link: link.proc }) },
+      hooked: []
     }
   }
 })
@@ -190,6 +316,7 @@ const plait = (proxyRuntime: Runtime, serverRuntime: Runtime, name: string): Sys
 const haproxy = (bin: string): System => ({
   name: "haproxy",
   description: "haproxy in TCP mode (one thread, one process), forwarding each client to the backend",
+  wan: false,
   start: async (backend) => {
     const port = await freePort()
     const dir = path.join(os.tmpdir(), `plait-bench-haproxy-${process.pid}`)
@@ -225,10 +352,16 @@ const haproxy = (bin: string): System => ({
 
 const direct: System = {
   name: "direct",
-  description: "no proxy: the generator connects to the backend echo server itself",
-  start: async (backend) => ({ target: backend, procs: {}, hooked: [] })
+  description: "no proxy: the generator connects to the backend echo server itself (WAN rows: through the delay relay)",
+  wan: true,
+  start: async (backend, _env, wan) => {
+    if (wan === undefined) return { target: backend, procs: {}, hooked: [] }
+    const link = await startDelay(backend, wan)
+    return { target: link.target, procs: { link: link.proc }, hooked: [] }
+  }
 }
 
+const WAN_ROWS = WORKLOADS.filter(isWan)
 const allSystems: Array<System> = [direct]
 const runtimesPresent = (...rts: Array<Runtime>) => rts.every((rt) => runtimeBinary(rt) !== undefined)
 if (runtimesPresent("node")) allSystems.push(plait("node", "node", "plait-node"))
@@ -238,6 +371,11 @@ if (runtimesPresent("deno")) allSystems.push(plait("deno", "deno", "plait-deno")
 const haproxyBin = which("haproxy")
 if (haproxyBin) allSystems.push(haproxy(haproxyBin))
 else console.log("haproxy not installed: skipped (apt-get install -y haproxy to include it)")
+if (native !== undefined) allSystems.push(yamuxGo(native))
+else console.log("yamux-go unavailable (needs the native tools): skipped")
+if (runtimesPresent("node"))
+  allSystems.push(plait("node", "node", "plait-node-autotune", ["--window-autotune"], WAN_ROWS))
+if (runtimesPresent("bun")) allSystems.push(plait("bun", "bun", "plait-bun-autotune", ["--window-autotune"], WAN_ROWS))
 
 const wanted = flag("--systems")?.split(",")
 const systems = wanted ? allSystems.filter((s) => wanted.includes(s.name)) : allSystems
@@ -247,6 +385,11 @@ if (wanted) {
   }
 }
 if (systems.length === 0) throw new Error("no system to benchmark")
+
+/** Whether `system` runs row `workload` in this run. */
+const runsRow = (system: System, workload: Workload): boolean =>
+  (!isWan(workload) || system.wan) &&
+  (wanted !== undefined || system.rows === undefined || system.rows.includes(workload))
 
 // ---------------------------------------------------------------------------------------------
 // One measurement
@@ -318,6 +461,8 @@ const emptiness = (
 ): string | undefined => {
   switch (KIND[workload]) {
     case "bulk":
+      if (params.durationMs !== undefined)
+        return (result.mbps as number) > 0 ? undefined : "nothing echoed in the measuring window"
       return result.verifiedBytes === params.streams! * params.bytesPerStream!
         ? undefined
         : `only ${result.verifiedBytes} bytes echoed`
@@ -338,11 +483,15 @@ const measure = async (system: System, workload: Workload, rep: number): Promise
   const procs = procsStarted
   procs.length = 0
   try {
-    const backend = spawnProc(`backend(${genRuntime})`, runtimeCommand(genRuntime, "bench/procs/echo.ts", []))
+    const backend =
+      backendKind === "native"
+        ? spawnProc("backend(native)", [native!.bin.echo, "--listen", "127.0.0.1:0"])
+        : spawnProc(`backend(${genRuntime})`, runtimeCommand(genRuntime, "bench/procs/echo.ts", []))
     procs.push(backend)
     const backendTarget = listeningTarget(await waitForLine(backend, LISTENING, PROC_START_TIMEOUT))
     const env: Record<string, string> = kind === "idle" ? { PLAIT_MEMORY_LOG: "1" } : {}
-    const started = await system.start(backendTarget, env)
+    const wan = isWan(workload) ? { rttMs: params.rttMs!, rateMBps: params.rateMBps ?? 0 } : undefined
+    const started = await system.start(backendTarget, env, wan)
     await probe(started.target, 15_000)
 
     const roles = Object.entries(started.procs)
@@ -358,19 +507,14 @@ const measure = async (system: System, workload: Workload, rep: number): Promise
         }
       }
     }
-    const cpu0 = new Map(roles.map(([role, proc]) => [role, cpuSeconds(proc.pid)]))
+    const cpuRoles: Array<[string, Proc]> = [...roles, ["backend", backend]]
+    const cpu0 = new Map(cpuRoles.map(([role, proc]) => [role, cpuSeconds(proc.pid)]))
     const t0 = performance.now()
-    const gen = spawnProc(
-      `loadgen(${genRuntime})`,
-      runtimeCommand(genRuntime, "bench/loadgen.ts", [
-        "--workload",
-        kind,
-        "--target",
-        address(started.target),
-        "--params",
-        JSON.stringify(params)
-      ])
-    )
+    const genArgs = ["--workload", kind, "--target", address(started.target), "--params", JSON.stringify(params)]
+    const gen =
+      genKind === "native"
+        ? spawnProc("loadgen(native)", [native!.bin.loadgen, ...genArgs])
+        : spawnProc(`loadgen(${genRuntime})`, runtimeCommand(genRuntime, "bench/loadgen.ts", genArgs))
     procs.push(gen)
     if (kind === "idle") {
       await waitForLine(gen, /^HELD$/, 120_000)
@@ -393,7 +537,7 @@ const measure = async (system: System, workload: Workload, rep: number): Promise
       generator: { cpu: { share: number; wall: number } }
     }
     const cpu: Record<string, number> = { generator: result.generator.cpu.share }
-    for (const [role, proc] of roles) {
+    for (const [role, proc] of cpuRoles) {
       const before = cpu0.get(role)
       const after = cpuSeconds(proc.pid)
       if (before !== undefined && after !== undefined)
@@ -461,14 +605,19 @@ const main = async () => {
     node: runtimeVersion("node"),
     bun: runtimeVersion("bun"),
     deno: runtimeVersion("deno"),
-    haproxy: haproxyBin ? (runtimeVersionOf(haproxyBin) ?? "present") : "missing"
+    haproxy: haproxyBin ? (runtimeVersionOf(haproxyBin) ?? "present") : "missing",
+    go: native?.goVersion ?? "missing",
+    yamux: native?.yamuxVersion ?? "missing"
   }
+  const genText =
+    genKind === "native" ? `native (bench/native/loadgen, ${versions.go})` : `${genRuntime} (bench/loadgen.ts)`
+  const backendText = backendKind === "native" ? "native (bench/native/echo)" : `${genRuntime} (bench/procs/echo.ts)`
   const load = os
     .loadavg()
     .map((x) => x.toFixed(2))
     .join(" ")
   console.log(
-    `bench: ${systems.map((s) => s.name).join(", ")} × ${workloads.join(", ")} × ${reps} rep(s); generator on ${genRuntime}; plait via ${entry === "cli" ? "src/cli" : "bench/procs/plait.ts"}; load ${load}`
+    `bench: ${systems.map((s) => s.name).join(", ")} × ${workloads.join(", ")} × ${reps} rep(s); generator ${genText}; backend ${backendText}; plait via ${entry === "cli" ? "src/cli" : "bench/procs/plait.ts"}; load ${load}`
   )
   const measurements: Array<Measurement> = []
   const others = systems.filter((s) => s.name !== "direct")
@@ -476,7 +625,9 @@ const main = async () => {
   for (let rep = 1; rep <= reps; rep++) {
     for (const workload of workloads) {
       const shift = (rep - 1) % Math.max(1, others.length)
-      const order = [...(hasDirect ? [direct] : []), ...others.slice(shift), ...others.slice(0, shift)]
+      const order = [...(hasDirect ? [direct] : []), ...others.slice(shift), ...others.slice(0, shift)].filter(
+        (system) => runsRow(system, workload)
+      )
       let directRun: Measurement | undefined
       for (const system of order) {
         const t = Date.now()
@@ -517,10 +668,10 @@ const main = async () => {
     title: `plait benchmark ${stem}`,
     lines: [
       `Machine: ${os.cpus().length} × ${cpuModel}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}; load average at start ${load}.`,
-      `Runtimes: node ${versions.node}, bun ${versions.bun}, ${versions.deno}, haproxy ${versions.haproxy}.`,
-      `Load generator and backend echo server: ${genRuntime} (\`bench/loadgen.ts\`, \`bench/procs/echo.ts\`); plait started via ${entry === "cli" ? "`src/cli/proxy.ts` / `src/cli/server.ts`" : "`bench/procs/plait.ts`"}.`,
+      `Runtimes: node ${versions.node}, bun ${versions.bun}, ${versions.deno}, haproxy ${versions.haproxy}, Go ${versions.go}; Go hashicorp/yamux ${versions.yamux}.`,
+      `Load generator: ${genText}; backend echo server: ${backendText}; plait started via ${entry === "cli" ? "`src/cli/proxy.ts` / `src/cli/server.ts`" : "`bench/procs/plait.ts`"}.`,
       `${reps} repetition(s), interleaved; fresh processes for every measurement; every payload verified byte-exact. Total time ${((Date.now() - started) / 1000).toFixed(0)} s.`,
-      "Every process shares the same 2 cores (generator, backend, proxy, server), so absolute figures are low and noisy; compare ratios."
+      `Every process shares the same ${os.cpus().length} cores (generator, backend, proxy, server), so absolute figures are low and noisy; compare ratios.`
     ],
     params: Object.fromEntries(workloads.map((w) => [w, PARAMS[w]])),
     systems: systems.map((s) => ({ name: s.name, description: s.description }))

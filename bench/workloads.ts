@@ -444,6 +444,12 @@ export interface BulkOptions {
   /** Write size (default 64 KiB). */
   readonly chunkSize?: number
   readonly progress?: Progress
+  /**
+   * Timed bulk (the WAN rows): every stream sends until `warmupMs + durationMs` (`bytesPerStream` is
+   * then only a cap), and `mbps` counts the bytes verified during `durationMs` after `warmupMs`.
+   */
+  readonly durationMs?: number
+  readonly warmupMs?: number
 }
 
 /** Result of {@link runBulk}: `mbps` is bytes echoed (counted once) per second, in 10^6 bytes. */
@@ -454,10 +460,24 @@ export interface BulkResult extends BaseResult {
   readonly mbps: number
 }
 
-/** N streams at once, each sending M bytes and reading them back. */
+/** N streams at once, each sending M bytes (or, timed, until the window ends) and reading them back. */
 export const runBulk = async (options: BulkOptions): Promise<BulkResult> => {
-  const errors = new Errors(options.progress)
+  const progress = options.progress ?? makeProgress()
+  const errors = new Errors(progress)
   const start = now()
+  const timed = options.durationMs !== undefined
+  const from = start + (options.warmupMs ?? 0)
+  const until = from + (options.durationMs ?? 0)
+  // Timed: the verified-byte counter at the window's two ends.
+  let atFrom = 0
+  let atUntil = 0
+  const timers = timed
+    ? [
+        setTimeout(() => (atFrom = progress.verifiedBytes), from - now()),
+        setTimeout(() => (atUntil = progress.verifiedBytes), until - now())
+      ]
+    : []
+  const stop = () => now() >= until
   const echoed = await Promise.all(
     Array.from({ length: options.streams }, (_, i) =>
       bulkStream({
@@ -465,13 +485,16 @@ export const runBulk = async (options: BulkOptions): Promise<BulkResult> => {
         pattern: new Pattern(1000 + i),
         bytes: options.bytesPerStream,
         chunkSize: options.chunkSize ?? 64 * 1024,
-        progress: options.progress,
-        errors
+        progress,
+        errors,
+        ...(timed ? { until: stop } : {})
       })
     )
   )
-  const seconds = (now() - start) / 1000
+  for (const timer of timers) clearTimeout(timer)
+  const elapsed = (now() - start) / 1000
   const verifiedBytes = echoed.reduce((a, b) => a + b, 0)
+  const seconds = timed ? options.durationMs! / 1000 : elapsed
   return {
     workload: "bulk",
     seconds,
@@ -480,7 +503,7 @@ export const runBulk = async (options: BulkOptions): Promise<BulkResult> => {
     errorSamples: errors.samples,
     streams: options.streams,
     bytesPerStream: options.bytesPerStream,
-    mbps: verifiedBytes / seconds / 1e6
+    mbps: (timed ? atUntil - atFrom : verifiedBytes) / seconds / 1e6
   }
 }
 

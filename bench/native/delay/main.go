@@ -7,7 +7,8 @@
 // Per connection and direction, a reader stamps each chunk with its release time — arrival, plus the
 // time to serialise it at --rate after the chunks before it (0: unlimited), plus --delay — and a writer
 // sends it then; a FIN is passed on after the same delay. At most --buffer bytes wait per direction:
-// beyond that the reader stops reading and TCP's flow control pushes back.
+// beyond that the reader stops reading and TCP's flow control pushes back (the default holds twice the
+// bytes in flight at --rate, so that a paced link does not queue seconds of data; unpaced, 64 MiB).
 //
 // Fault injection, for the generator's tests: --flip-at N flips the byte at stream offset N of every
 // connection (direction down: target to client, the default; up: client to target); --cut-at N ends
@@ -45,7 +46,7 @@ func main() {
 	flag.StringVar(&o.target, "target", "", "HOST:PORT to relay to")
 	flag.DurationVar(&o.delay, "delay", 25*time.Millisecond, "one-way delay, each direction")
 	flag.Float64Var(&o.rate, "rate", 0, "link rate per direction in bytes per second (0: unlimited)")
-	flag.IntVar(&o.buffer, "buffer", 64<<20, "most bytes held per connection and direction")
+	flag.IntVar(&o.buffer, "buffer", 0, "most bytes held per connection and direction (default: 64 MiB; with --rate, twice the bytes in flight at that rate plus 256 KiB)")
 	flag.Int64Var(&o.flipAt, "flip-at", -1, "fault: flip the byte at this stream offset of every connection")
 	flag.StringVar(&o.flipDir, "flip-dir", "down", "fault: direction of --flip-at: down (target to client) or up")
 	flag.Int64Var(&o.cutAt, "cut-at", -1, "fault: end the down direction with a FIN after this many bytes")
@@ -53,6 +54,12 @@ func main() {
 	if o.target == "" {
 		fmt.Fprintln(os.Stderr, "delay: --target is required")
 		os.Exit(2)
+	}
+	if o.buffer == 0 {
+		o.buffer = 64 << 20
+		if o.rate > 0 {
+			o.buffer = int(2*o.rate*o.delay.Seconds()) + 256<<10
+		}
 	}
 	if o.buffer < 64<<10 {
 		o.buffer = 64 << 10

@@ -93,6 +93,7 @@ func bulkEcho(target string, seed uint64, limit int64, stop func() bool, chunk i
 		chunk = pat.period
 	}
 	var sent atomic.Int64
+	var finSent atomic.Bool
 	var failed atomic.Bool
 	var once sync.Once
 	fail := func(format string, args ...any) {
@@ -126,6 +127,7 @@ func bulkEcho(target string, seed uint64, limit int64, stop func() bool, chunk i
 			off += n
 		}
 		if !failed.Load() {
+			finSent.Store(true)
 			if err := c.CloseWrite(); err != nil {
 				fail("FIN after %d bytes: %s", off, describe(err))
 			}
@@ -151,9 +153,12 @@ func bulkEcho(target string, seed uint64, limit int64, stop func() bool, chunk i
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				<-writerDone
-				if !failed.Load() && received != sent.Load() {
-					fail("echo ended (FIN) after %d of %d bytes", received, sent.Load())
+				// Before our FIN the echo cannot end: fail at once (that also stops the writer).
+				if finSent.Load() {
+					<-writerDone
+				}
+				if !failed.Load() && (!finSent.Load() || received != sent.Load()) {
+					fail("echo ended (FIN) after %d of %d bytes sent", received, sent.Load())
 				}
 			} else if !failed.Load() {
 				fail("read after %d bytes echoed: %s", received, describe(err))
