@@ -141,8 +141,8 @@ export const WORKLOAD_SHORT: { readonly [W in Workload]: string } = {
 }
 
 export const WORKLOAD_TITLES: { readonly [W in Workload]: string } = {
-  bulk1: "(a) bulk, 1 stream: M bytes sent and echoed",
-  bulk64: "(b) bulk, 64 streams: each sends M bytes, echoed",
+  bulk1: "(a) bulk, 1 stream: M bytes (or for a fixed time) sent and echoed",
+  bulk64: "(b) bulk, 64 streams: each sends M bytes (or for a fixed time), echoed",
   rr1: "(c) request/response 1 KiB, 1 client",
   rr100: "(d) request/response 1 KiB, 100 clients",
   rr1000: "(e) request/response 1 KiB, 1000 clients",
@@ -403,7 +403,12 @@ const rowName = (workload: Workload, params: Record<string, number> | undefined)
     case "bulk1":
     case "bulk64": {
       const n = p.streams ?? (workload === "bulk1" ? 1 : 64)
-      const each = p.bytesPerStream === undefined ? "" : ` × ${fmtBytes(p.bytesPerStream)}`
+      const each =
+        p.durationMs !== undefined
+          ? `, ${secs(p.durationMs)}`
+          : p.bytesPerStream === undefined
+            ? ""
+            : ` × ${fmtBytes(p.bytesPerStream)}`
       return `bulk, ${n} stream${n === 1 ? "" : "s"}${each} (MB/s)`
     }
     case "rr1":
