@@ -7,6 +7,7 @@
  * - the consumer program (test/package/consumer/main.ts), the README's library snippet and
  *   examples/embedded.ts (its import of `../src/index.ts` turned into `plait`) run on Node, Bun and
  *   Deno, importing only `plait` and `effect`;
+ * - the `plait` bin: `npx plait --version`, `--help`, and a bad flag (exit 2, one line naming it).
  */
 
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs"
@@ -199,4 +200,25 @@ describe("the npm package, installed from its tarball into a fresh project", () 
       assert.match(embedded.stdout + embedded.stderr, /answers: HELLO FROM PLAIT/)
     }, 70_000)
   }
+
+  it("npx plait --version prints the package's version", async () => {
+    const ran = await inConsumer("npx", ["--offline", "--no-install", "plait", "--version"])
+    assert.strictEqual(ran.code, 0, explain(ran))
+    assert.include(ran.stdout, manifest().version)
+  })
+
+  it("npx plait --help exits 0 and lists both commands", async () => {
+    const ran = await inConsumer("npx", ["--offline", "--no-install", "plait", "--help"])
+    assert.strictEqual(ran.code, 0, explain(ran))
+    assert.match(ran.stdout, /proxy/)
+    assert.match(ran.stdout, /server/)
+  })
+
+  it("npx plait proxy --listen bad exits 2 with one line on stderr naming the flag", async () => {
+    const ran = await inConsumer("npx", ["--offline", "--no-install", "plait", "proxy", "--listen", "bad"])
+    assert.strictEqual(ran.code, 2, explain(ran))
+    const lines = ran.stderr.split("\n").filter((line) => line.trim() !== "")
+    assert.strictEqual(lines.length, 1, explain(ran))
+    assert.match(lines[0]!, /--listen/)
+  })
 })
