@@ -43,7 +43,10 @@ import {
   SERVER_SUMMARY,
   type ServerConfig,
   type Settings,
-  serverSettings
+  STATUS_SUMMARY,
+  type StatusConfig,
+  serverSettings,
+  statusSettings
 } from "./Options.ts"
 
 /**
@@ -52,7 +55,7 @@ import {
  * @since 0.1.0
  * @category models
  */
-export interface CommandInfo<C extends CommonConfig> {
+export interface CommandInfo<C> {
   readonly name: string
   readonly summary: string
   readonly settings: Settings<C>
@@ -78,7 +81,23 @@ export const serverInfo: CommandInfo<ServerConfig> = {
   settings: serverSettings
 }
 
-const infos: ReadonlyArray<CommandInfo<ProxyConfig> | CommandInfo<ServerConfig>> = [proxyInfo, serverInfo]
+/**
+ * `plait status`.
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const statusInfo: CommandInfo<StatusConfig> = {
+  name: "status",
+  summary: STATUS_SUMMARY,
+  settings: statusSettings
+}
+
+const infos: ReadonlyArray<CommandInfo<ProxyConfig> | CommandInfo<ServerConfig> | CommandInfo<StatusConfig>> = [
+  proxyInfo,
+  serverInfo,
+  statusInfo
+]
 
 /**
  * A command line that asks to run a subcommand: which, and the text of every flag it was given.
@@ -87,7 +106,7 @@ const infos: ReadonlyArray<CommandInfo<ProxyConfig> | CommandInfo<ServerConfig>>
  * @category models
  */
 export interface Invocation {
-  readonly command: "proxy" | "server"
+  readonly command: "proxy" | "server" | "status"
   readonly given: Given
 }
 
@@ -159,12 +178,19 @@ const DETAILS = [
   "with code 130 (SIGINT) or 143 (SIGTERM). SIGHUP re-reads --config (a bad file is logged and ignored)."
 ]
 
+const STATUS_DETAILS = [
+  "Asks GET /status of the admin endpoint that a proxy or server serves with --admin (and its",
+  "--admin-token, if set) and prints links, services, limits and readiness. Every flag has an",
+  "environment variable (--admin: PLAIT_ADMIN).",
+  "Exit codes: 0 when printed, 1 when the endpoint cannot be reached or gives no status, 2 for bad options."
+]
+
 const exitCodes = (name: string) =>
   `Exit codes: 0 after a clean shutdown, 1 if the ${name} cannot start or fails, 2 for bad options.`
 
 /** The root command, with `onInvoke` as every subcommand's handler. */
 const rootCommand = (onInvoke: (invocation: Invocation) => void) => {
-  const subcommand = <C extends CommonConfig>(info: CommandInfo<C>) => {
+  const subcommand = <C>(info: CommandInfo<C>) => {
     const flags: Record<string, Flag.Flag<ReadonlyArray<string>>> = {}
     for (const [field, setting] of Object.entries(info.settings) as Array<[string, AnySetting]>) {
       flags[field] = flagOf(setting)
@@ -174,7 +200,10 @@ const rootCommand = (onInvoke: (invocation: Invocation) => void) => {
     ).pipe(
       Command.withShortDescription(info.summary),
       Command.withDescription(
-        [`plait ${info.name}: ${info.summary}.`, "", ...DETAILS, exitCodes(info.name)].join("\n  ")
+        (info.name === "status"
+          ? [`plait status: ${info.summary}.`, "", ...STATUS_DETAILS]
+          : [`plait ${info.name}: ${info.summary}.`, "", ...DETAILS, exitCodes(info.name)]
+        ).join("\n  ")
       )
     )
   }
@@ -186,7 +215,7 @@ const rootCommand = (onInvoke: (invocation: Invocation) => void) => {
         "a command's flags."
       ].join("\n  ")
     ),
-    Command.withSubcommands([subcommand(proxyInfo), subcommand(serverInfo)])
+    Command.withSubcommands([subcommand(proxyInfo), subcommand(serverInfo), subcommand(statusInfo)])
   )
 }
 
@@ -339,6 +368,7 @@ export const configPath = (invocation: Invocation, env: Env): string | undefined
 export type Configured =
   | { readonly command: "proxy"; readonly config: ProxyConfig }
   | { readonly command: "server"; readonly config: ServerConfig }
+  | { readonly command: "status"; readonly config: StatusConfig }
 
 /**
  * Turns an invocation into its validated config: reads the config file it names (with `read`), then
@@ -353,6 +383,11 @@ export const configure = (
   env: Env,
   read: (file: string) => Result.Result<string, string> = readConfigText
 ): Configured | OptionsError => {
+  if (invocation.command === "status") {
+    // `plait status` reads no config file: it only needs the address of an admin endpoint.
+    const config = resolve<StatusConfig>(statusInfo.name, statusInfo.settings, invocation.given, env)
+    return config instanceof OptionsError ? config : { command: "status", config }
+  }
   const info = invocation.command === "proxy" ? proxyInfo : serverInfo
   const file = configPath(invocation, env)
   if (file !== undefined && file.trim() === "") {

@@ -9,14 +9,24 @@
  *
  * @since 0.1.0
  */
-import { Effect } from "effect"
+import { Effect, Redacted, type Scope } from "effect"
+import * as Admin from "../admin/Admin.ts"
+import type * as Events from "../observability/Events.ts"
+import * as Observed from "../observability/Observed.ts"
 import * as PlaitProxy from "../proxy/Proxy.ts"
 import * as Server from "../server/Server.ts"
 import * as Auth from "../transport/Auth.ts"
 import * as Tcp from "../transport/Tcp.ts"
 import * as Tls from "../transport/Tls.ts"
 import { type Command, type Commands, configError, isLoopback, withObservability } from "./Main.ts"
-import { formatAddress, OptionsError, type ProxyConfig, type ServerConfig, sessionOptions } from "./Options.ts"
+import {
+  type CommonConfig,
+  formatAddress,
+  OptionsError,
+  type ProxyConfig,
+  type ServerConfig,
+  sessionOptions
+} from "./Options.ts"
 import * as Security from "./Security.ts"
 
 /** Named services are configured here first; until the proxy and server serve them, say so and stop. */
@@ -31,6 +41,38 @@ const refuseServices = (command: string, count: number) =>
             "--service (or the config file's services) is not supported by this build yet: only the default service (--listen/--target) is served"
         })
       )
+
+/** Admin tokens shorter than this draw a warning (as the link token does). */
+const MIN_ADMIN_TOKEN_LENGTH = 16
+
+/**
+ * Starts the admin endpoint when `--admin` is given. `--admin-token` without `--admin` is refused
+ * (exit 2) rather than ignored: the operator meant to guard something.
+ */
+const startAdmin = (
+  command: string,
+  config: CommonConfig,
+  observed: Observed.Observed
+): Effect.Effect<void, OptionsError | Admin.AdminError, Scope.Scope | Events.Events> =>
+  Effect.gen(function* () {
+    if (config.admin === undefined) {
+      if (config.adminToken === undefined) return
+      return yield* new OptionsError({
+        command,
+        setting: "--admin-token",
+        detail: "--admin-token needs --admin HOST:PORT (there is no admin endpoint to guard)"
+      })
+    }
+    if (config.adminToken !== undefined && config.adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
+      yield* Effect.logWarning(
+        `${command}: --admin-token is shorter than ${MIN_ADMIN_TOKEN_LENGTH} characters: use a long random one`
+      )
+    }
+    yield* Admin.make(observed, {
+      listen: config.admin,
+      ...(config.adminToken === undefined ? {} : { token: Redacted.make(config.adminToken) })
+    })
+  })
 
 /**
  * `plait proxy`: accepts client TCP connections and carries each over one multiplexed link to a
@@ -60,7 +102,7 @@ export const proxy: Command<ProxyConfig> = {
             `proxy: the link to ${formatAddress(config.upstream)} leaves this machine without TLS or a token: traffic is readable and unauthenticated (see --tls, --token)`
           )
         }
-        yield* PlaitProxy.make({
+        const running = yield* PlaitProxy.make({
           listen: config.listen,
           upstream: config.upstream,
           dial,
@@ -69,6 +111,7 @@ export const proxy: Command<ProxyConfig> = {
           maxClients: config.maxClients,
           drainMillis: config.drainMillis
         })
+        yield* startAdmin("proxy", config, Observed.fromProxy(running))
       })
     )
 }
@@ -113,6 +156,11 @@ export const server: Command<ServerConfig> = {
         ]
         yield* Effect.logInfo(
           `server: listening on ${formatAddress(listening.address)}${security.join("")}, ${serving}`
+        )
+        yield* startAdmin(
+          "server",
+          config,
+          Observed.fromServer(listening, config.target === undefined ? {} : { target: formatAddress(config.target) })
         )
       })
     )

@@ -25,6 +25,8 @@
  *   without a `reload`, says they apply at the next start. Reloads run one at a time, in the
  *   command's own fiber, so they never overlap each other or the start.
  * - A service that cannot start (address in use, …) or fails is logged (`ERROR proxy: …`) and exits 1.
+ * - `plait status` is one request, not a service: it prints the admin endpoint's status screen on
+ *   stdout and exits 0, or one line on stderr and exits 1 (see `Status.ts`).
  *
  * @since 0.1.0
  */
@@ -60,6 +62,7 @@ import {
   serverSettings,
   USAGE_EXIT_CODE
 } from "./Options.ts"
+import { status } from "./Status.ts"
 
 /**
  * What a started command may hand back: how to apply a re-read config file (SIGHUP).
@@ -254,7 +257,14 @@ export const run = (
     refuse(configured)
     return
   }
-  if (configured.command === "proxy") {
+  if (configured.command === "status") {
+    // A one-shot command: the screen on stdout (exit 0), or one line on stderr (exit 1).
+    void Effect.runPromise(Effect.result(status(configured.config))).then((result) => {
+      if (result._tag === "Success") process.stdout.write(result.success)
+      else process.stderr.write(`${result.failure.message}\n`)
+      process.exitCode = result._tag === "Success" ? 0 : 1
+    })
+  } else if (configured.command === "proxy") {
     runCommand(commands.proxy, proxySettings, configured.config, outcome.invocation, env)
   } else {
     runCommand(commands.server, serverSettings, configured.config, outcome.invocation, env)

@@ -74,6 +74,21 @@ export interface CommonConfig {
   readonly idleTimeoutMillis: number
   /** Shared secret for the link's challenge-response; `undefined`: no authentication. */
   readonly token: string | undefined
+  /** Where the admin endpoint (metrics, health, readiness, status, dashboard) listens; `undefined`: off. */
+  readonly admin: TcpAddress | undefined
+  /** Guards every admin route but `/healthz`; `undefined`: open (keep `admin` on loopback then). */
+  readonly adminToken: string | undefined
+}
+
+/**
+ * A validated `plait status` configuration: which admin endpoint to ask.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StatusConfig {
+  readonly admin: TcpAddress
+  readonly adminToken: string | undefined
 }
 
 /**
@@ -657,8 +672,66 @@ const commonSettings: Omit<Settings<CommonConfig>, "config"> = {
     defaultDoc: "none: plain yamux, no authentication",
     secret: true,
     parse: text
+  },
+  admin: {
+    flag: "--admin",
+    metavar: "HOST:PORT",
+    doc: "serve the admin endpoint here: /metrics (Prometheus), /healthz, /ready, /status and a live dashboard at / (keep it on loopback, or set --admin-token)",
+    default: undefined,
+    defaultDoc: "off",
+    parse: address(0)
+  },
+  adminToken: {
+    flag: "--admin-token",
+    metavar: "TOKEN",
+    doc: "require this token on every admin route but /healthz (Authorization: Bearer TOKEN, or HTTP Basic with it as password)",
+    default: undefined,
+    defaultDoc: "none: the admin endpoint is open",
+    secret: true,
+    parse: text
   }
 }
+
+/**
+ * The default admin address `plait status` asks.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_STATUS_ADMIN = "127.0.0.1:7070"
+
+/**
+ * The settings of `plait status`.
+ *
+ * @since 0.1.0
+ * @category tables
+ */
+export const statusSettings: Settings<StatusConfig> = {
+  admin: {
+    flag: "--admin",
+    metavar: "HOST:PORT",
+    doc: "the admin endpoint of the proxy or server to ask (its --admin)",
+    default: DEFAULT_STATUS_ADMIN,
+    parse: address(1)
+  },
+  adminToken: {
+    flag: "--admin-token",
+    metavar: "TOKEN",
+    doc: "the admin endpoint's --admin-token, if it has one",
+    default: undefined,
+    defaultDoc: "none",
+    secret: true,
+    parse: text
+  }
+}
+
+/**
+ * One-line summary of `plait status`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const STATUS_SUMMARY = "prints one screen of a running proxy's or server's state, read from its admin endpoint"
 
 /**
  * The settings of `plait proxy`, in help order.
@@ -882,7 +955,7 @@ const originText = (origin: Origin): string =>
  * @since 0.1.0
  * @category resolution
  */
-export const resolve = <C extends CommonConfig>(
+export const resolve = <C>(
   command: string,
   settings: Settings<C>,
   given: Given,
@@ -951,10 +1024,13 @@ export const resolve = <C extends CommonConfig>(
   }
 
   const typed = config as unknown as C
-  const session = validateSessionConfig(sessionOptions(typed))
+  // Only the proxy's and the server's settings hold a session (not `plait status`'s).
+  if (!("keepaliveIntervalMillis" in settings)) return typed
+  const common = settings as unknown as Settings<CommonConfig>
+  const session = validateSessionConfig(sessionOptions(typed as unknown as CommonConfig))
   if (session instanceof ConfigError) {
     const field = SESSION_FIELDS[session.setting]
-    const flag = field === undefined ? session.setting : (settings[field] as AnySetting).flag
+    const flag = field === undefined ? session.setting : (common[field] as AnySetting).flag
     return fail(flag, `${flag}: ${session.message}`)
   }
   return typed

@@ -77,7 +77,11 @@ const waitForText = (
   Effect.promise(() =>
     page.waitForFunction(
       ([sel, want, partial]) => {
-        const text = document.querySelector(sel)?.textContent ?? ""
+        // Runs in the page (the DOM is there, not in this project's type library).
+        const page = globalThis as unknown as {
+          document: { querySelector: (selector: string) => { textContent: string | null } | null }
+        }
+        const text = page.document.querySelector(sel)?.textContent ?? ""
         return (partial ? text.includes(want) : text === want) ? text : false
       },
       typeof expected === "string"

@@ -70,6 +70,8 @@ describe("parseProxyArgs", () => {
       maxSessionBuffer: 64 * 1024 * 1024,
       idleTimeoutMillis: 0,
       token: undefined,
+      admin: undefined,
+      adminToken: undefined,
       linkWaitMillis: 10_000,
       maxClients: 10_000,
       tls: false,
@@ -140,6 +142,8 @@ describe("parseProxyArgs", () => {
       maxSessionBuffer: 16 * 1024 * 1024,
       idleTimeoutMillis: 300_000,
       token: "s3cret-token-0123456789",
+      admin: undefined,
+      adminToken: undefined,
       linkWaitMillis: 1_500,
       maxClients: 300,
       tls: true,
@@ -403,7 +407,9 @@ describe("flag tables", () => {
       "--max-unacked-opens",
       "--max-session-buffer",
       "--idle-timeout",
-      "--token"
+      "--token",
+      "--admin",
+      "--admin-token"
     ]
     assert.sameMembers(
       Object.values(proxyFlags).map((spec) => spec.flag),
