@@ -2,8 +2,8 @@
  * The `plait` binary as a process on Node: exit codes, what goes to stdout and to stderr, `--help`,
  * `--version`, `--config` good and bad, and SIGHUP re-reading the config file (a bad file is logged
  * as one line naming the key and the file and the running config is kept; a good one is handed to
- * the command's `reload`, or logged as applying at the next start). Every process is killed when its
- * test ends; every wait has a deadline.
+ * the command's `reload`, or logged as applying at the next start; the reload path also on Bun and
+ * Deno). Every process is killed when its test ends; every wait has a deadline.
  */
 import { execFile } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -16,8 +16,10 @@ import {
   freePort,
   listeningPort,
   payload,
+  type RuntimeName,
   root,
   roundTrip,
+  runtimes,
   sameBytes,
   spawnProcess,
   startProxy
@@ -176,35 +178,60 @@ describe("plait binary", () => {
     60_000
   )
 
-  it.live(
-    "SIGHUP: a command's reload gets the new config; a reload that fails keeps the running one",
-    () =>
-      Effect.gen(function* () {
-        const config = file("reload.toml", "max-clients = 10\n")
-        const fixture = path.join(root, "test/cli/fixtures/reloadable.ts")
-        const proxy = yield* spawnProcess("reloadable", node, [fixture, "proxy", "--config", config])
-        yield* proxy.waitForLine(/proxy: listening on 127\.0\.0\.1:1, max-clients 10/, "20 seconds")
+  /** The reloadable fixture under `runtime` (Deno: loopback, the repository and the test's files only). */
+  const reloadable = (runtime: RuntimeName, args: ReadonlyArray<string>) => {
+    const fixture = path.join(root, "test/cli/fixtures/reloadable.ts")
+    const exe = path.join(root, "node_modules/.bin", runtime)
+    return runtime === "deno"
+      ? spawnProcess(`reloadable@${runtime}`, exe, [
+          "run",
+          "--no-remote",
+          "--cached-only",
+          "--no-lock",
+          "--no-prompt",
+          "--allow-net=127.0.0.1",
+          "--allow-env",
+          `--allow-read=${root},${dir}`,
+          "--allow-sys",
+          fixture,
+          ...args
+        ])
+      : spawnProcess(`reloadable@${runtime}`, exe, [fixture, ...args])
+  }
 
-        writeFileSync(config, "max-clients = 11\n")
-        yield* proxy.signal("SIGHUP")
-        yield* proxy.waitForLine(/proxy: reload applied: max-clients 11/)
-        yield* proxy.waitForLine(/proxy: SIGHUP: reloaded .*reload\.toml; changed: max-clients$/)
+  for (const runtime of runtimes) {
+    it.live(
+      `SIGHUP on ${runtime}: a command's reload gets the new config; a reload that fails keeps the running one`,
+      () =>
+        Effect.gen(function* () {
+          const config = file(`reload-${runtime}.toml`, "max-clients = 10\n")
+          const proxy = yield* reloadable(runtime, ["proxy", "--config", config])
+          yield* proxy.waitForLine(/proxy: listening on 127\.0\.0\.1:1, max-clients 10/, "20 seconds")
 
-        writeFileSync(config, "max-clients = 13\n")
-        yield* proxy.signal("SIGHUP")
-        yield* proxy.waitForLine(
-          /ERROR proxy: SIGHUP: applying .*reload\.toml failed: 13 clients is unlucky; keeping the running config/
-        )
-        // The running config is still 11: going back to 11 changes nothing.
-        writeFileSync(config, "max-clients = 11\n")
-        yield* proxy.signal("SIGHUP")
-        yield* proxy.waitForLine(/proxy: SIGHUP: reloaded .*reload\.toml; nothing changed/)
+          writeFileSync(config, "max-clients = 11\n")
+          yield* proxy.signal("SIGHUP")
+          yield* proxy.waitForLine(/proxy: reload applied: max-clients 11/)
+          yield* proxy.waitForLine(/proxy: SIGHUP: reloaded .*\.toml; changed: max-clients$/)
 
-        writeFileSync(config, "max-clients = 12\nbogus = 1\n")
-        yield* proxy.signal("SIGHUP")
-        yield* proxy.waitForLine(/ERROR proxy: SIGHUP: bogus \(in .*reload\.toml\) is not a setting of plait proxy/)
-        assert.notInclude(proxy.output(), "max-clients 12")
-      }),
-    60_000
-  )
+          writeFileSync(config, "max-clients = 13\n")
+          yield* proxy.signal("SIGHUP")
+          yield* proxy.waitForLine(
+            /ERROR proxy: SIGHUP: applying .*\.toml failed: 13 clients is unlucky; keeping the running config/
+          )
+          // The running config is still 11: going back to 11 changes nothing.
+          writeFileSync(config, "max-clients = 11\n")
+          yield* proxy.signal("SIGHUP")
+          yield* proxy.waitForLine(/proxy: SIGHUP: reloaded .*\.toml; nothing changed/)
+
+          writeFileSync(config, "max-clients = 12\nbogus = 1\n")
+          yield* proxy.signal("SIGHUP")
+          yield* proxy.waitForLine(/ERROR proxy: SIGHUP: bogus \(in .*\.toml\) is not a setting of plait proxy/)
+          assert.notInclude(proxy.output(), "max-clients 12")
+
+          yield* proxy.signal("SIGTERM")
+          assert.deepStrictEqual(yield* proxy.waitForExit("20 seconds"), { code: 0, signal: null }, proxy.output())
+        }),
+      60_000
+    )
+  }
 })
