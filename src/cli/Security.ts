@@ -15,14 +15,24 @@ import { codeOf, rawMessage } from "../internal/errorText.ts"
 import { MIN_RECOMMENDED_TOKEN_LENGTH } from "../transport/Auth.ts"
 import type { TlsConnectOptions, TlsListenOptions } from "../transport/Tls.ts"
 
-/** Why the TLS configuration cannot be used; `flag` names the flag to fix. */
+/**
+ * Why the TLS configuration cannot be used; `flag` names the flag to fix.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class TlsConfigError extends Data.TaggedError("TlsConfigError")<{
   readonly flag: string
   readonly message: string
   readonly cause?: unknown
 }> {}
 
-/** The server's TLS flags, one field per flag: `--tls-cert FILE --tls-key FILE [--tls-ca FILE]`. */
+/**
+ * The server's TLS flags, one field per flag: `--tls-cert FILE --tls-key FILE [--tls-ca FILE]`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ServerTlsFlags {
   readonly tlsCert?: string | undefined
   readonly tlsKey?: string | undefined
@@ -32,6 +42,9 @@ export interface ServerTlsFlags {
 /**
  * The proxy's TLS flags, one field per flag: `--tls [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]
  * [--tls-servername NAME]`. Any `--tls-*` flag implies `--tls`.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface ProxyTlsFlags {
   readonly tls?: boolean | undefined
@@ -41,7 +54,12 @@ export interface ProxyTlsFlags {
   readonly tlsServername?: string | undefined
 }
 
-/** Files read by {@link loadTlsFiles}, as PEM bytes. */
+/**
+ * Files read by {@link loadTlsFiles}, as PEM bytes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TlsFiles {
   readonly cert?: Uint8Array
   readonly key?: Uint8Array
@@ -81,6 +99,9 @@ const readPem = (flag: string, path: string, kind: keyof typeof PEM_LABELS) =>
 /**
  * Reads the PEM files named by the flags; a missing, unreadable or non-PEM file fails with a
  * {@link TlsConfigError} naming the flag. Fields left out are not read.
+ *
+ * @since 0.1.0
+ * @category files
  */
 export const loadTlsFiles = (files: {
   readonly cert?: string | undefined
@@ -126,6 +147,9 @@ const checkKeyMatches = (files: TlsFiles) => {
 /**
  * The server's TLS options from its flags: `undefined` without `--tls-cert`/`--tls-key` (plain
  * yamux), else the files read and checked. `--tls-ca` without a certificate is an error.
+ *
+ * @since 0.1.0
+ * @category conversions
  */
 export const serverOptionsFromFlags = (
   flags: ServerTlsFlags
@@ -153,6 +177,9 @@ export const serverOptionsFromFlags = (
 /**
  * The proxy's TLS options from its flags: `undefined` when TLS is off (no `--tls`, no `--tls-*`),
  * else the files read and checked; without `--tls-ca` the system trust store verifies the server.
+ *
+ * @since 0.1.0
+ * @category conversions
  */
 export const clientOptionsFromFlags = (
   flags: ProxyTlsFlags
@@ -179,13 +206,23 @@ export const clientOptionsFromFlags = (
     return options
   })
 
-/** Why a token setting cannot be used. */
+/**
+ * Why a token setting cannot be used.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export class AuthConfigError extends Data.TaggedError("AuthConfigError")<{
   readonly flag: string
   readonly message: string
 }> {}
 
-/** The token flag of both sides: `--token TOKEN`, else the `PLAIT_TOKEN` environment variable. */
+/**
+ * The token flag of both sides: `--token TOKEN`, else the `PLAIT_TOKEN` environment variable.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface TokenFlags {
   readonly token?: string | undefined
 }
@@ -193,6 +230,9 @@ export interface TokenFlags {
 /**
  * The token to use: `--token`, else `PLAIT_TOKEN`, else `undefined` (no authentication: plain
  * yamux). An empty token is refused; a short one is accepted with a warning.
+ *
+ * @since 0.1.0
+ * @category conversions
  */
 export const tokenFromFlags = (
   flags: TokenFlags,
