@@ -14,6 +14,7 @@
  * - Every child runs in its own process group and is killed (the whole group) at its deadline or
  *   by {@link killAll}.
  */
+
 import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
@@ -21,6 +22,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import process from "node:process"
 import { fileURLToPath } from "node:url"
+import { assert } from "@effect/vitest"
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 export const BIN = path.join(ROOT, "node_modules/.bin")
@@ -254,3 +256,25 @@ export const consumerLock = (options: {
 
 export const writeJson = (file: string, value: unknown): void =>
   writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`)
+
+/** The consumer program's (test/package/consumer/main.ts) last stdout line, checked in full. */
+export const checkConsumerReport = (ran: Ran, runtime: string, deepImports: number): void => {
+  const explain = `exit ${ran.code}${ran.timedOut ? " (timed out)" : ""}\n--- stdout\n${ran.stdout}\n--- stderr\n${ran.stderr}`
+  assert.strictEqual(ran.code, 0, explain)
+  const report = JSON.parse(ran.stdout.trim().split("\n").at(-1)!)
+  assert.strictEqual(report.runtime, runtime)
+  assert.deepStrictEqual(report.exports, { Client: "function", Server: "function", Proxy: "function" })
+  assert.deepStrictEqual(
+    report.streams.map((s: { bytes: number; exact: boolean }) => [s.bytes, s.exact]),
+    [1, 1000, 65_536, 300_000, 17, 4096, 131_072, 70_000].map((bytes) => [bytes, true]),
+    explain
+  )
+  assert.strictEqual(report.distinctIds, 8, "every stream its own id")
+  assert.strictEqual(report.links, 1, "one link for all streams")
+  assert.isTrue(report.viaProxy, "a TCP client through Proxy.layer got its bytes back, transformed")
+  assert.lengthOf(report.deep, deepImports)
+  for (const deep of report.deep) {
+    assert.isTrue(deep.fileExists, `${deep.specifier}: its file should be there`)
+    assert.isTrue(deep.refused, `${deep.specifier} should be refused`)
+  }
+}

@@ -68,12 +68,19 @@ const throughProxy = (port: number, sent: Uint8Array) =>
     return Effect.sync(() => socket.destroy())
   })
 
-/** Each deep specifier must be refused by the package's `exports` although its file is shipped. */
-const deepImports = [
-  ["plait/internal/session/Stream.js", "node_modules/plait/dist/internal/session/Stream.js"],
-  ["plait/dist/index.js", "node_modules/plait/dist/index.js"],
-  ["plait/src/index.ts", "node_modules/plait/src/index.ts"]
-] as const
+/**
+ * Each deep specifier must be refused by the package's `exports` although its file is there (so the
+ * refusal is the package's doing). The first argument may replace the list (JSON pairs of specifier
+ * and file), for the package imported another way (Deno, from the TypeScript sources).
+ */
+const deepImports: ReadonlyArray<readonly [string, string]> =
+  process.argv[2] === undefined
+    ? [
+        ["plait/internal/session/Stream.js", "node_modules/plait/dist/internal/session/Stream.js"],
+        ["plait/dist/index.js", "node_modules/plait/dist/index.js"],
+        ["plait/src/index.ts", "node_modules/plait/src/index.ts"]
+      ]
+    : JSON.parse(process.argv[2])
 
 const refusals = Effect.forEach(deepImports, ([specifier, file]) =>
   Effect.promise(async () => {
@@ -100,7 +107,7 @@ const program = Effect.gen(function* () {
   const viaProxy = sameBytes(yield* throughProxy(proxy.address.port, sent), transform(sent))
   const deep = yield* refusals
   return {
-    runtime: typeof globalThis.Deno !== "undefined" ? "deno" : typeof globalThis.Bun !== "undefined" ? "bun" : "node",
+    runtime: "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node",
     exports: { Client: typeof Client.layer, Server: typeof Server.layer, Proxy: typeof Proxy.layer },
     streams,
     distinctIds: new Set(streams.map((s) => s.id)).size,
@@ -109,11 +116,6 @@ const program = Effect.gen(function* () {
     deep
   }
 })
-
-declare global {
-  var Deno: unknown
-  var Bun: unknown
-}
 
 const report = await Effect.runPromise(program.pipe(Effect.provide(AppLive), Effect.timeout("20 seconds")))
 console.log(JSON.stringify(report))
