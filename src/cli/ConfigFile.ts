@@ -28,10 +28,10 @@ import {
   type FileValues,
   isList,
   OptionsError,
-  type ProxyService,
+  type ProxyServiceEntry,
   address as parseAddress,
   proxyProtocol,
-  type ServerService,
+  type ServerServiceEntry,
   type Settings,
   serviceName
 } from "./Options.ts"
@@ -211,18 +211,18 @@ const toList = <I>(
 const isAddress = (value: unknown): value is { host: string; port: number } =>
   typeof value === "object" && value !== null && "host" in value && "port" in value
 
-const proxyServiceList = toList<ProxyService>(proxyServices, (name, entry) => ({
+const proxyServiceList = toList<ProxyServiceEntry>(proxyServices, (name, entry) => ({
   name,
-  listen: isAddress(entry) ? entry : (entry as { listen: ProxyService["listen"] }).listen
+  listen: isAddress(entry) ? entry : (entry as { listen: ProxyServiceEntry["listen"] }).listen
 }))
 
-const serverServiceList = toList<ServerService>(serverServices, (name, entry) =>
+const serverServiceList = toList<ServerServiceEntry>(serverServices, (name, entry) =>
   isAddress(entry)
     ? { name, target: entry, proxyProtocol: undefined }
     : {
         name,
-        target: (entry as { target: ServerService["target"] }).target,
-        proxyProtocol: (entry as { "proxy-protocol"?: ServerService["proxyProtocol"] })["proxy-protocol"]
+        target: (entry as { target: ServerServiceEntry["target"] }).target,
+        proxyProtocol: (entry as { "proxy-protocol"?: ServerServiceEntry["proxyProtocol"] })["proxy-protocol"]
       }
 )
 

@@ -97,7 +97,7 @@ export interface StatusConfig {
  * @since 0.1.0
  * @category models
  */
-export interface ProxyService {
+export interface ProxyServiceEntry {
   readonly name: string
   readonly listen: TcpAddress
 }
@@ -116,7 +116,7 @@ export type ProxyProtocolVersion = "v1" | "v2"
  * @since 0.1.0
  * @category models
  */
-export interface ServerService {
+export interface ServerServiceEntry {
   readonly name: string
   readonly target: TcpAddress
   /** Prepend a PROXY protocol header carrying the client's address; `undefined`: none. */
@@ -133,7 +133,7 @@ export interface ProxyConfig extends CommonConfig {
   readonly listen: TcpAddress
   readonly upstream: TcpAddress
   /** Named services besides the default one on `listen` (`--service`, the file's `services`). */
-  readonly services: ReadonlyArray<ProxyService>
+  readonly services: ReadonlyArray<ProxyServiceEntry>
   readonly linkWaitMillis: number
   readonly maxClients: number
   /** Dial the server with TLS (implied by any other `--tls-*` flag). */
@@ -155,7 +155,7 @@ export interface ServerConfig extends CommonConfig {
   /** The backend each stream is forwarded to; `undefined` serves the embedded echo. */
   readonly target: TcpAddress | undefined
   /** Named services besides the default one (`--service`, the file's `services`). */
-  readonly services: ReadonlyArray<ServerService>
+  readonly services: ReadonlyArray<ServerServiceEntry>
   readonly maxSessions: number
   readonly tlsCert: string | undefined
   readonly tlsKey: string | undefined
@@ -526,7 +526,7 @@ const namedValue = (value: string): Result.Result<readonly [string, string], str
  * @since 0.1.0
  * @category parsers
  */
-export const proxyService = (value: string): Result.Result<ProxyService, string> =>
+export const proxyService = (value: string): Result.Result<ProxyServiceEntry, string> =>
   Result.flatMap(namedValue(value), ([name, rest]) => Result.map(address(0)(rest), (listen) => ({ name, listen })))
 
 /**
@@ -544,7 +544,7 @@ export const proxyProtocol = (value: string): Result.Result<ProxyProtocolVersion
  * @since 0.1.0
  * @category parsers
  */
-export const serverService = (value: string): Result.Result<ServerService, string> =>
+export const serverService = (value: string): Result.Result<ServerServiceEntry, string> =>
   Result.flatMap(namedValue(value), ([name, rest]) => {
     const [target, ...options] = rest.split(",")
     return Result.flatMap(address(1)(target!), (target) => {
