@@ -128,6 +128,16 @@ export const formatAge = (seconds: number): string => {
   return `${Math.floor(s / 86_400)}d ${Math.floor((s % 86_400) / 3600)}h`
 }
 
+/** A limit for people: milliseconds as a duration, window and buffer sizes in bytes. */
+const formatLimit = (name: string, value: number): string => {
+  if (name.endsWith("Millis")) {
+    if (value === 0) return "0 (off)"
+    return value % 1000 === 0 ? `${value / 1000}s` : `${value}ms`
+  }
+  if (/Window$|Buffer$/.test(name)) return formatBytes(value).replace(" ", "")
+  return String(value)
+}
+
 const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): Array<string> => {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)))
   const line = (cells: ReadonlyArray<string>) =>
@@ -186,7 +196,7 @@ export const render = (status: Status): string => {
     lines.push(
       `  ${limits
         .slice(i, i + 3)
-        .map(([name, value]) => `${name}=${value}`.padEnd(34))
+        .map(([name, value]) => `${name}=${formatLimit(name, value)}`.padEnd(34))
         .join("")
         .trimEnd()}`
     )
