@@ -5,10 +5,14 @@
  *
  * The public surface, one namespace per concept, in the order of the architecture:
  * protocol (`Constants`, `Frame`, `Decoder`) → session (`Session`, `MuxStream`, `MuxError`, `Config`,
- * `Adapters`) → transport (`Transport`, `Tcp`, `Tls`, `Auth`, `Memory`, `Splice`) → client, proxy and
- * server (`Client`, `Link`, `ProxyError`, `Proxy`, `Server`) → observability (`Events`, `Metrics`,
- * `Observed`) → the admin endpoint (`Admin`, `Status`).
- * Everything under `internal/` is implementation and may change without notice.
+ * `Adapters`) → transport (`Transport`, `Tcp`, `Tls`, `Auth`, `Negotiation`, `OpenMessage`,
+ * `ProxyProtocol`, `Endpoint`, `Memory`, `Splice`) → client, proxy and server (`Client`, `Link`,
+ * `ProxyError`, `Proxy`, `Server`) → observability (`Events`, `Metrics`, `Observed`) → the admin
+ * endpoint (`Admin`, `Status`). The command line (`src/cli/`, the `plait` binary) is not part of it.
+ *
+ * Invariants (test/package/Layout.test.ts): every namespace is a public module, never one under
+ * `internal/`, which is implementation and may change without notice; every export reachable from
+ * here has JSDoc with `@since` and `@category`; the package's `exports` map refuses deeper imports.
  *
  * ```ts
  * import { Client, Server } from "plait"
