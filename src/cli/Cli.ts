@@ -143,22 +143,28 @@ const flagOf = (setting: AnySetting): Flag.Flag<ReadonlyArray<string>> => {
   return flag.pipe(Flag.atLeast(0))
 }
 
-/** Whether a flag name takes its value from the next argument. */
-const takesValue = (name: string): boolean =>
-  infos.some((info) =>
-    (Object.values(info.settings) as Array<AnySetting>).some(
-      (setting) => setting.flag === name && (isList(setting) || setting.switch !== true)
-    )
+/** Whether a flag of `info` takes its value from the next argument (not a switch). */
+const takesValue = (info: CommandInfo<unknown> | undefined, name: string): boolean =>
+  info !== undefined &&
+  (Object.values(info.settings) as Array<AnySetting>).some(
+    (setting) => setting.flag === name && (isList(setting) || setting.switch !== true)
   )
 
-/** The documented syntax `effect/cli`'s lexer reads otherwise (see the module header). */
+/**
+ * The documented syntax `effect/cli`'s lexer reads otherwise (see the module header), by the flags
+ * of the subcommand named first.
+ */
 const normalize = (argv: ReadonlyArray<string>): ReadonlyArray<string> => {
   const out: Array<string> = []
+  let info: CommandInfo<unknown> | undefined
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     if (arg === "--") continue
+    if (info === undefined && !arg.startsWith("-")) {
+      info = infos.find((candidate) => candidate.name === arg) as CommandInfo<unknown> | undefined
+    }
     const next = argv[i + 1]
-    if (!arg.includes("=") && takesValue(arg) && next !== undefined && next !== "--" && !next.startsWith("--")) {
+    if (!arg.includes("=") && takesValue(info, arg) && next !== undefined && next !== "--" && !next.startsWith("--")) {
       out.push(`${arg}=${next}`)
       i++
       continue
@@ -274,6 +280,10 @@ const metavarOf = (command: string, name: string): string => {
   return setting?.metavar || "a value"
 }
 
+/** `a, b and c`. */
+const listOf = (names: ReadonlyArray<string>): string =>
+  names.length <= 1 ? names.join("") : `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`
+
 /** One `effect/cli` error as plait's one-line refusal. */
 const refusal = (command: string, error: CliError.NonShowHelpErrors): OptionsError => {
   const make = (setting: string, detail: string) => new OptionsError({ command, setting, detail })
@@ -289,7 +299,7 @@ const refusal = (command: string, error: CliError.NonShowHelpErrors): OptionsErr
     case "UnknownSubcommand":
       return make(
         "argv",
-        `unknown command ${JSON.stringify(error.subcommand)}: the commands are ${infos.map((info) => info.name).join(" and ")} (see plait --help)`
+        `unknown command ${JSON.stringify(error.subcommand)}: the commands are ${listOf(infos.map((info) => info.name))} (see plait --help)`
       )
     default:
       return make("argv", error.message.split("\n")[0]!)

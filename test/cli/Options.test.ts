@@ -178,6 +178,18 @@ describe("parseProxyArgs", () => {
     assert.strictEqual(parsed.maxClients, 7)
   })
 
+  it("takes a value that starts with a dash; a switch given alone leaves the next argument alone", () => {
+    const parsed = config(parseProxyArgs(["--token", "-starts-with-a-dash-0123", "--tls", "--upstream", "h:1"], {}))
+    assert.strictEqual(parsed.token, "-starts-with-a-dash-0123")
+    assert.strictEqual(parsed.tls, true)
+    assert.deepStrictEqual(parsed.upstream, { host: "h", port: 1 })
+    assert.strictEqual(
+      proxyError(["--tls", "false"]).message,
+      'plait proxy: unexpected argument "false" (see --help)',
+      "a switch's value goes after ="
+    )
+  })
+
   it("accepts IPv6 in brackets and host names, and port 0 to listen", () => {
     const parsed = config(parseProxyArgs(["--listen", "[::1]:0", "--upstream", "localhost:7001"], {}))
     assert.deepStrictEqual(parsed.listen, { host: "::1", port: 0 })

@@ -17,7 +17,7 @@ const refusals: ReadonlyArray<readonly [ReadonlyArray<string>, Record<string, st
   [["server", "--listen"], {}, "plait server: --listen needs a value: HOST:PORT"],
   [["proxy", "--keepalive-interval", "-5s"], {}, "plait proxy: --keepalive-interval must not be negative (got -5s)"],
   [["proxy", "extra"], {}, 'plait proxy: unexpected argument "extra" (see --help)'],
-  [["launch"], {}, 'plait: unknown command "launch": the commands are proxy and server (see plait --help)'],
+  [["launch"], {}, 'plait: unknown command "launch": the commands are proxy, server and status (see plait --help)'],
   [
     ["server"],
     { PLAIT_TARGET: "backend" },
