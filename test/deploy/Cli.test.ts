@@ -53,7 +53,7 @@ const helpOf = (command: string) => {
   try {
     const result = spawnSync(launch.command, [launch.args[0]!, command, "--help"], {
       encoding: "utf8",
-      timeout: 20_000,
+      timeout: 60_000,
       env: { PATH: process.env.PATH, ...launch.env }
     })
     if (result.status !== 0) throw new Error(`plait ${command} --help exited ${result.status}: ${result.stderr}`)
@@ -70,7 +70,9 @@ const run = (name: string, launch: Launch): Effect.Effect<CliProcess, E2eError, 
     return yield* spawnProcess(name, launch.command, launch.args, { env: launch.env })
   })
 
-const bound = (cli: CliProcess, pattern: RegExp) => Effect.map(cli.waitForLine(pattern), (match) => Number(match[1]))
+/** The port a startup line announces (generous deadline: a loaded 2-core machine starts slowly). */
+const bound = (cli: CliProcess, pattern: RegExp) =>
+  Effect.map(cli.waitForLine(pattern, "30 seconds"), (match) => Number(match[1]))
 
 /** The first `n` bytes a fresh connection to `port` receives without sending anything. */
 const greeting = (port: number, n: number) =>
@@ -120,7 +122,7 @@ describe("deploy/kubernetes against the plait CLI", () => {
       "server-deployment.yaml: Deployment plait-server container server: plait server has no flag --drain-timout",
       "server-deployment.yaml: Deployment plait-server container server: plait server reads no variable PLAIT_TOKN"
     ])
-  }, 30_000)
+  }, 120_000)
 
   it.live(
     "run as the pods run: config accepted, token required, probes 200, bytes intact, SIGTERM drains within the grace period",
@@ -149,7 +151,7 @@ describe("deploy/kubernetes against the plait CLI", () => {
         // Ready once its link (authenticated with the same Secret) is up.
         const ready = yield* until(
           Effect.map(probe(proxyC, "readinessProbe", proxyAdmin), (status) => status === 200),
-          10_000
+          20_000
         )
         assert.isTrue(ready, `the proxy's readiness probe never answered 200\n${proxy.output()}`)
 
