@@ -10,6 +10,14 @@
  *   attempt is logged with its reason.
  * - A caller waiting for a session waits at most its bound, then gets a typed `LinkUnavailable`.
  * - Closing the link's scope stops redialling and closes the current session gracefully.
+ * - Every connection is negotiated (`Negotiation.dialer`) before its session starts, inside the
+ *   retried attempt: a peer that answers the probe with garbage or stalls mid-hello is a failed
+ *   dial (logged, backed off), and a plain yamux peer gets a plain session. The agreement of each
+ *   session is kept with it ({@link Link.agreement}) for the openers to consult.
+ * - Which end dialled is independent of which end opens streams: a proxy dials a server (`make`
+ *   with role `proxy`), or a server dials a proxy (`make` with role `server` and `onSession` serving
+ *   the streams), and a proxy may instead accept links (`LinkListener.listen`), behind the same
+ *   {@link Link} interface.
  *
  * @since 0.1.0
  */
@@ -18,6 +26,7 @@ import { Signal } from "../internal/session/Signal.ts"
 import * as Events from "../observability/Events.ts"
 import type { SessionConfig } from "../session/Config.ts"
 import * as Session from "../session/Session.ts"
+import * as Negotiation from "../transport/Negotiation.ts"
 import type { Transport, TransportError } from "../transport/Transport.ts"
 import { LinkUnavailable, ProxyError } from "./ProxyError.ts"
 
@@ -51,6 +60,18 @@ export interface LinkOptions {
   readonly retry?: RetryOptions
   /** The first stream id of each session (default 1); a seam for testing id exhaustion. */
   readonly firstStreamId?: number
+  /** This end's role in the negotiation (default `proxy`: it opens the streams). */
+  readonly role?: Negotiation.Role
+  /** Bound on the link negotiation of each connection (default 10 s). */
+  readonly negotiationTimeoutMillis?: number
+  /**
+   * Runs with each new session, in that session's scope (which closes once the session has ended):
+   * a server that dials out serves the session's streams here.
+   */
+  readonly onSession?: (
+    session: Session.Session,
+    agreement: Negotiation.Agreement
+  ) => Effect.Effect<void, never, Scope.Scope>
 }
 
 /**
@@ -68,6 +89,8 @@ export interface Link {
   readonly generation: () => number
   /** Why the link is not up (the last dial error or the reason the last session ended). */
   readonly lastError: () => string
+  /** What was negotiated for `session` (plain yamux for a session this link does not know). */
+  readonly agreement: (session: Session.Session) => Negotiation.Agreement
 }
 
 /** Default first backoff delay. */
@@ -105,6 +128,70 @@ const backoffMillis = (retry: RetryOptions | undefined, n: number): number => {
 }
 
 /**
+ * The state every kind of link shares: the current session, its agreement, and waiting for one.
+ * @internal
+ * @since 0.1.0
+ * @category models
+ */
+export class LinkCore {
+  current: Session.Session | undefined = undefined
+  generation = 0
+  lastError = "not connected yet"
+  readonly changed = new Signal()
+  readonly agreements = new WeakMap<Session.Session, Negotiation.Agreement>()
+
+  /** A session is up and takes new streams. */
+  up(session: Session.Session, agreement: Negotiation.Agreement): void {
+    this.agreements.set(session, agreement)
+    this.generation++
+    this.current = session
+    this.changed.notify()
+  }
+
+  /** `session` stopped taking new streams because of `reason`. */
+  down(session: Session.Session, reason: string): void {
+    if (this.current === session) this.current = undefined
+    this.lastError = reason
+    this.changed.notify()
+  }
+
+  readonly waitForSession: Effect.Effect<Session.Session> = Effect.suspend(() => this.loop())
+  private loop(): Effect.Effect<Session.Session> {
+    const current = this.current
+    if (current?.isOpen()) return Effect.succeed(current)
+    return Effect.flatMap(this.changed.wait, () => this.loop())
+  }
+
+  /** The {@link Link} view of this state. */
+  view(): Link {
+    return {
+      session: (waitMillis) =>
+        Effect.suspend(() => {
+          // The common case, a live session, costs no timer.
+          const current = this.current
+          return current?.isOpen()
+            ? Effect.succeed(current)
+            : this.waitForSession.pipe(
+                Effect.timeoutOrElse({
+                  duration: waitMillis,
+                  orElse: () =>
+                    Effect.fail(
+                      new ProxyError({
+                        reason: new LinkUnavailable({ waitedMillis: waitMillis, lastError: this.lastError })
+                      })
+                    )
+                })
+              )
+        }),
+      current: () => this.current,
+      generation: () => this.generation,
+      lastError: () => this.lastError,
+      agreement: (session) => this.agreements.get(session) ?? Negotiation.PLAIN
+    }
+  }
+}
+
+/**
  * Starts the supervisor; the link lives as long as the scope.
  *
  * @since 0.1.0
@@ -113,21 +200,25 @@ const backoffMillis = (retry: RetryOptions | undefined, n: number): number => {
 export const make = Effect.fnUntraced(function* (options: LinkOptions) {
   const events = yield* Events.current
   const scope = yield* Effect.scope
-  const changed = new Signal()
-  let current: Session.Session | undefined
-  let generation = 0
+  const core = new LinkCore()
+  const role = options.role ?? "proxy"
+  const negotiate = Negotiation.dialer({
+    role,
+    ...(options.negotiationTimeoutMillis === undefined ? {} : { timeoutMillis: options.negotiationTimeoutMillis })
+  })
   let attempt = 0
-  let lastError = "not connected yet"
   let quickDeaths = 0
 
+  // Dial and negotiation are one attempt: a peer that garbles the negotiation is retried like one
+  // that refuses the connection.
   const dialWithRetry = (generationScope: Scope.Scope) =>
     Effect.suspend(() => {
       attempt++
-      return options.dial.pipe(Scope.provide(generationScope))
+      return options.dial.pipe(Effect.flatMap(negotiate), Scope.provide(generationScope))
     }).pipe(
       Effect.tapError((error) =>
         Effect.suspend(() => {
-          lastError = error.message
+          core.lastError = error.message
           return Effect.logWarning(`link: dial attempt ${attempt} to ${options.upstream} failed: ${error.message}`)
         })
       ),
@@ -137,35 +228,37 @@ export const make = Effect.fnUntraced(function* (options: LinkOptions) {
   const runGeneration = Effect.gen(function* () {
     const generationScope = yield* Scope.make()
     generations.add(generationScope)
-    const transport = yield* dialWithRetry(generationScope)
+    const { transport, agreement } = yield* dialWithRetry(generationScope)
     const goAway = Deferred.makeUnsafe<string>()
     const peer = transport.remoteAddress
-    const publishSessionEvent = Events.forSession(events, "proxy", peer)
+    const publishSessionEvent = Events.forSession(events, role, peer)
     const session = yield* Session.make(transport, {
       client: true,
       ...(options.session === undefined ? {} : { config: options.session }),
       ...(options.firstStreamId === undefined ? {} : { firstStreamId: options.firstStreamId }),
       onEvent: (event) => {
-        if (event._tag === "GoAwayReceived") Deferred.doneUnsafe(goAway, Exit.succeed("the server sent GO_AWAY"))
+        if (event._tag === "GoAwayReceived") Deferred.doneUnsafe(goAway, Exit.succeed("the peer sent GO_AWAY"))
         else if (event._tag === "StreamsExhausted") Deferred.doneUnsafe(goAway, Exit.succeed("stream ids exhausted"))
         else publishSessionEvent(event)
       }
     }).pipe(Scope.provide(generationScope))
     attempt = 0
-    generation++
-    current = session
-    changed.notify()
-    Events.publish(events, { _tag: "LinkUp", role: "proxy", peer })
-    yield* Effect.logInfo(`link: up to ${peer} (session ${generation})`)
+    core.up(session, agreement)
+    Events.publish(events, { _tag: "LinkUp", role, peer })
+    yield* Effect.logInfo(
+      `link: up to ${peer} (session ${core.generation}${agreement.peer === "plait" ? "" : ", plain yamux peer"})`
+    )
+    if (options.onSession !== undefined) {
+      yield* Effect.forkIn(options.onSession(session, agreement).pipe(Scope.provide(generationScope)), generationScope)
+    }
     const startedAt = yield* Clock.currentTimeMillis
     const reason = yield* Effect.raceFirst(
       Effect.map(session.await, (error) => error.message),
       Deferred.await(goAway)
     )
-    current = undefined
-    lastError = reason
-    Events.publish(events, { _tag: "LinkDown", role: "proxy", peer, reason })
-    // A session that dies at once (the server refuses the handshake, a certificate is rejected after
+    core.down(session, reason)
+    Events.publish(events, { _tag: "LinkDown", role, peer, reason })
+    // A session that dies at once (the peer refuses the handshake, a certificate is rejected after
     // connecting) would otherwise be redialled in a tight loop: back off as for a failed dial.
     const lived = (yield* Clock.currentTimeMillis) - startedAt
     quickDeaths = lived < HEALTHY_MILLIS ? quickDeaths + 1 : 0
@@ -197,31 +290,5 @@ export const make = Effect.fnUntraced(function* (options: LinkOptions) {
       generations.clear()
     })
   )
-
-  const waitForSession: Effect.Effect<Session.Session> = Effect.suspend(
-    function loop(): Effect.Effect<Session.Session> {
-      if (current?.isOpen()) return Effect.succeed(current)
-      return Effect.flatMap(changed.wait, loop)
-    }
-  )
-
-  const link: Link = {
-    session: (waitMillis) =>
-      Effect.suspend(() =>
-        // The common case, a live session, costs no timer.
-        current?.isOpen()
-          ? Effect.succeed(current)
-          : waitForSession.pipe(
-              Effect.timeoutOrElse({
-                duration: waitMillis,
-                orElse: () =>
-                  Effect.fail(new ProxyError({ reason: new LinkUnavailable({ waitedMillis: waitMillis, lastError }) }))
-              })
-            )
-      ),
-    current: () => current,
-    generation: () => generation,
-    lastError: () => lastError
-  }
-  return link
+  return core.view()
 })

@@ -8,6 +8,7 @@
  */
 import { Data } from "effect"
 import type { MuxError } from "../session/MuxError.ts"
+import type { ProxyProtocolError } from "../transport/ProxyProtocol.ts"
 
 /**
  * No link to the server came up within the wait bound.
@@ -62,12 +63,50 @@ export class ClientLimit extends Data.TaggedError("ClientLimit")<{
 }
 
 /**
+ * The service cannot be reached over this link: the peer is a plain yamux server (its streams
+ * carry no open message, so only the default service is reachable), or the name is not a valid
+ * service name. `detail` says which.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class ServiceUnsupported extends Data.TaggedError("ServiceUnsupported")<{
+  readonly service: string
+  readonly detail: string
+}> {
+  get isRetryable(): boolean {
+    return false
+  }
+  override get message(): string {
+    return `cannot open a stream for service ${JSON.stringify(this.service)}: ${this.detail}`
+  }
+}
+
+/**
+ * The proxy expects a PROXY protocol header from each client (`acceptProxyProtocol`) and this
+ * client's was malformed, missing or late.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class ClientProxyHeader extends Data.TaggedError("ClientProxyHeader")<{
+  readonly cause: ProxyProtocolError
+}> {
+  get isRetryable(): boolean {
+    return false
+  }
+  override get message(): string {
+    return this.cause.message
+  }
+}
+
+/**
  * Every reason a proxy operation can fail.
  *
  * @since 0.1.0
  * @category errors
  */
-export type ProxyErrorReason = LinkUnavailable | OpenFailed | ClientLimit
+export type ProxyErrorReason = LinkUnavailable | OpenFailed | ClientLimit | ServiceUnsupported | ClientProxyHeader
 
 /**
  * Why a client connection could not be carried. Match on `reason._tag`.

@@ -11,20 +11,35 @@
  *   reset (never a clean EOF) with a logged reason.
  * - Shutdown stops accepting, lets open clients finish up to `drainMillis`, then resets the rest and
  *   closes the link with GO_AWAY(0).
+ * - Each listener belongs to a service (`listen` to the default one, `services` to named ones); a
+ *   client's stream names its listener's service and carries the client's address in its open
+ *   message (when the link agreed on them). With `acceptProxyProtocol`, a client's first bytes must
+ *   be a PROXY protocol header (from a load balancer in front), read within a deadline; its
+ *   addresses then travel instead, and a malformed or missing header closes that client only.
+ *   Without it, such a header is carried as plain bytes.
+ * - `reload` changes the listeners without touching unchanged ones: new services start listening
+ *   (all of them or none: a bind failure changes nothing), removed ones stop accepting while their
+ *   clients finish, a moved one listens on its new address before the old one closes.
+ * - With `linkListen`, the link is accepted from a server that dials this proxy instead of dialled
+ *   to `upstream`; everything else is the same.
  *
  * @since 0.1.0
  */
 import { Clock, Context, Effect, Exit, FiberSet, Layer, LogLevel, Scope } from "effect"
 import * as Client from "../client/Client.ts"
 import type * as Link from "../client/Link.ts"
-import { ClientLimit, ProxyError } from "../client/ProxyError.ts"
+import * as LinkListener from "../client/LinkListener.ts"
+import { ClientLimit, ClientProxyHeader, ProxyError } from "../client/ProxyError.ts"
 import { Histogram } from "../internal/observability/Histogram.ts"
 import type { MuxStream } from "../internal/session/Stream.ts"
 import * as Events from "../observability/Events.ts"
 import type { SessionConfig } from "../session/Config.ts"
+import * as Endpoint from "../transport/Endpoint.ts"
+import * as OpenMessage from "../transport/OpenMessage.ts"
+import * as ProxyProtocol from "../transport/ProxyProtocol.ts"
 import { type SpliceStats, splice } from "../transport/Splice.ts"
 import * as Tcp from "../transport/Tcp.ts"
-import type { Transport, TransportError } from "../transport/Transport.ts"
+import { type Transport, TransportError } from "../transport/Transport.ts"
 
 /**
  * Options of {@link make}.
@@ -47,6 +62,42 @@ export interface ProxyOptions {
   readonly maxClients?: number
   /** On shutdown, how long open clients may finish (default 10 s). */
   readonly drainMillis?: number
+  /**
+   * Named services: where their clients connect. A `default` entry replaces `listen`. Names: 1 to
+   * 63 letters, digits, `.`, `_`, `-`.
+   */
+  readonly services?: Readonly<Record<string, Tcp.TcpAddress | ServiceListen>>
+  /** Every client starts with a PROXY protocol header (v1 or v2) from a load balancer (default false). */
+  readonly acceptProxyProtocol?: boolean
+  /** How long a client's PROXY protocol header may take (default 5 s). */
+  readonly proxyProtocolTimeoutMillis?: number
+  /** Accept the link from a server that dials this proxy (`plait server --connect`) instead of dialling `upstream`. */
+  readonly linkListen?: LinkListener.LinkListenOptions
+}
+
+/**
+ * Where one service's clients connect, and whether they come through a PROXY-protocol load balancer.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ServiceListen {
+  readonly listen: Tcp.TcpAddress
+  /** Overrides the proxy-wide `acceptProxyProtocol` for this service. */
+  readonly acceptProxyProtocol?: boolean
+}
+
+/**
+ * What a {@link ProxyService.reload} changed, by service name.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ProxyReloadSummary {
+  readonly added: ReadonlyArray<string>
+  readonly removed: ReadonlyArray<string>
+  readonly changed: ReadonlyArray<string>
+  readonly unchanged: ReadonlyArray<string>
 }
 
 /**
@@ -96,6 +147,15 @@ export interface ProxyService {
   readonly settings: ProxySettings
   /** Seconds from a client's arrival until its stream was open (link wait and open backpressure). */
   readonly openLatency: Histogram
+  /** The bound address of each service's listener. */
+  readonly addresses: () => Readonly<Record<string, Tcp.TcpAddress>>
+  /**
+   * Replaces the services (the `default` entry included; `listen` is not consulted again): see the
+   * module invariants. Fails, changing nothing, on an invalid name or an address that cannot be bound.
+   */
+  readonly reload: (
+    services: Readonly<Record<string, Tcp.TcpAddress | ServiceListen>>
+  ) => Effect.Effect<ProxyReloadSummary, TransportError>
 }
 
 /**
@@ -121,19 +181,65 @@ export const DEFAULT_UPSTREAM: Tcp.TcpAddress = Client.DEFAULT_UPSTREAM
  */
 export const formatAddress = Tcp.formatAddress
 
+/** One service's listener: what was asked for, what is bound, and the scope that holds it. */
+class Listening {
+  readonly name: string
+  readonly listen: Tcp.TcpAddress
+  /** Read per client, so a reload that flips only this needs no new listener. */
+  acceptProxyProtocol: boolean
+  readonly bound: Tcp.TcpAddress
+  readonly scope: Scope.Closeable
+  constructor(
+    name: string,
+    listen: Tcp.TcpAddress,
+    acceptProxyProtocol: boolean,
+    bound: Tcp.TcpAddress,
+    scope: Scope.Closeable
+  ) {
+    this.name = name
+    this.listen = listen
+    this.acceptProxyProtocol = acceptProxyProtocol
+    this.bound = bound
+    this.scope = scope
+  }
+}
+
 /** One client connection as its actor sees it. */
 class Carrying {
   readonly client: Transport
+  readonly listening: Listening
   readonly stats: SpliceStats = { aToB: 0, bToA: 0 }
   /** Set once the stream is open (the client is then carried, not refused). */
   stream: MuxStream | undefined = undefined
   /** When the client arrived (Clock milliseconds), for the open latency. */
   readonly arrived: number
-  constructor(client: Transport, arrived: number) {
+  constructor(client: Transport, listening: Listening, arrived: number) {
     this.client = client
+    this.listening = listening
     this.arrived = arrived
   }
 }
+
+const isWildcard = (host: string) => host === "0.0.0.0" || host === "::" || host === ""
+
+/** The address a client of `bound` connected to, in the client's family (the port at least). */
+const destinationOf = (bound: Tcp.TcpAddress, source: Endpoint.Endpoint | undefined): Endpoint.Endpoint | undefined => {
+  if (source === undefined) return undefined
+  const exact = isWildcard(bound.host) ? undefined : Endpoint.make(bound.host, bound.port)
+  return exact !== undefined && exact.family === source.family
+    ? exact
+    : { ...Endpoint.unspecified(source.family), port: bound.port }
+}
+
+const specOf = (
+  spec: Tcp.TcpAddress | ServiceListen,
+  acceptProxyProtocol: boolean
+): { readonly listen: Tcp.TcpAddress; readonly acceptProxyProtocol: boolean } =>
+  "listen" in spec
+    ? { listen: spec.listen, acceptProxyProtocol: spec.acceptProxyProtocol ?? acceptProxyProtocol }
+    : { listen: spec, acceptProxyProtocol }
+
+const sameAddress = (a: Tcp.TcpAddress, b: Tcp.TcpAddress) => a.host === b.host && a.port === b.port
 
 const refusalCode = (error: ProxyError): Events.RefusalCode => {
   switch (error.reason._tag) {
@@ -143,6 +249,9 @@ const refusalCode = (error: ProxyError): Events.RefusalCode => {
       return "openFailed"
     case "ClientLimit":
       return "maxClients"
+    case "ServiceUnsupported":
+    case "ClientProxyHeader":
+      return "openFailed"
   }
 }
 
@@ -162,9 +271,23 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
   const scope = yield* Effect.scope
   const clock = yield* Clock.Clock
 
+  const acceptProxyProtocol = options.acceptProxyProtocol ?? false
+  const headerTimeoutMillis = options.proxyProtocolTimeoutMillis ?? ProxyProtocol.DEFAULT_TIMEOUT_MILLIS
+  const initial: Record<string, Tcp.TcpAddress | ServiceListen> = {
+    [OpenMessage.DEFAULT_SERVICE]: listen,
+    ...options.services
+  }
+  for (const name of Object.keys(initial)) {
+    const invalid = OpenMessage.validateServiceName(name)
+    if (invalid !== undefined) {
+      return yield* new TransportError({ operation: "listen", message: `service ${JSON.stringify(name)}: ${invalid}` })
+    }
+  }
+  const accepted = options.linkListen === undefined ? undefined : yield* LinkListener.listen(options.linkListen)
   const opener = yield* Client.make({
     upstream,
     linkWaitMillis,
+    ...(accepted === undefined ? {} : { link: accepted }),
     ...(options.dial === undefined ? {} : { dial: options.dial }),
     ...(options.session === undefined ? {} : { session: options.session }),
     ...(options.retry === undefined ? {} : { retry: options.retry })
@@ -206,13 +329,31 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
   // What an idle actor holds while parked in `splice` is what every idle connection costs, so the
   // actor is one exit frame around the splice (no scope, no catch frame, no generator) pointing
   // at one small record; the outcome — refusal, error or clean end — is sorted out in `finish`.
-  const carry = (carrying: Carrying) =>
-    Effect.flatMap(opener.openUnscoped, (stream) => {
+  const open = (carrying: Carrying, header: ProxyProtocol.Received | undefined) => {
+    const { client, listening } = carrying
+    // The client's own endpoints, unless a load balancer's header says whom it relays.
+    const source = header?.header.source ?? Endpoint.parse(client.remoteAddress)
+    const destination =
+      header?.header.source !== undefined ? header.header.destination : destinationOf(listening.bound, source)
+    return Effect.flatMap(opener.openServiceUnscoped(listening.name, { source, destination }), (stream) => {
       carried++
       carrying.stream = stream
       openLatency.observe((clock.currentTimeMillisUnsafe() - carrying.arrived) / 1000)
-      return splice(carrying.client, stream, carrying.stats)
+      const rest = header?.rest
+      if (rest === undefined || rest.length === 0) return splice(client, stream, carrying.stats)
+      // Bytes that came with the header are the client's first: they go before the splice's.
+      carrying.stats.aToB += rest.length
+      return Effect.andThen(stream.write([rest]), splice(client, stream, carrying.stats))
     })
+  }
+
+  const carry = (carrying: Carrying) =>
+    carrying.listening.acceptProxyProtocol
+      ? ProxyProtocol.readHeader(carrying.client, { timeoutMillis: headerTimeoutMillis }).pipe(
+          Effect.mapError((cause) => new ProxyError({ reason: new ClientProxyHeader({ cause }) })),
+          Effect.flatMap((header) => open(carrying, header))
+        )
+      : open(carrying, undefined)
 
   const finish = (carrying: Carrying, exit: Exit.Exit<void, unknown>): Effect.Effect<void> => {
     clients--
@@ -238,28 +379,107 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
     })
   }
 
-  const actor = (client: Transport) =>
+  const actor = (client: Transport, listening: Listening) =>
     Effect.suspend(() => {
       if (clients >= maxClients)
         return refuse(client, new ProxyError({ reason: new ClientLimit({ limit: maxClients }) }))
       clients++
-      const carrying = new Carrying(client, clock.currentTimeMillisUnsafe())
+      const carrying = new Carrying(client, listening, clock.currentTimeMillisUnsafe())
       live.add(carrying)
       return Effect.onExit(carry(carrying), (exit) => finish(carrying, exit))
     })
 
   // Actors fail with their splice's error (already logged and acted upon in `finish`): never joined.
   const actors = yield* FiberSet.make<void, unknown>()
-  const listenerScope = yield* Scope.fork(scope)
-  const server = yield* Tcp.listen(listen).pipe(Scope.provide(listenerScope))
-  yield* Effect.logInfo(`proxy: listening on ${formatAddress(server.address)}, upstream ${formatAddress(upstream)}`)
+  // Each listener has a scope of its own (closed to stop accepting); its clients' actors live in
+  // `actors`, so closing a listener never touches a carried client.
+  const listeners = new Map<string, Listening>()
+  const upstreamText = accepted === undefined ? `upstream ${formatAddress(upstream)}` : "links accepted from servers"
+  const startListener = (
+    name: string,
+    spec: { readonly listen: Tcp.TcpAddress; readonly acceptProxyProtocol: boolean }
+  ) =>
+    Effect.gen(function* () {
+      const listenerScope = yield* Scope.fork(scope)
+      const server = yield* Tcp.listen(spec.listen).pipe(
+        Scope.provide(listenerScope),
+        Effect.onError(() => Scope.close(listenerScope, Exit.void))
+      )
+      const listening = new Listening(name, spec.listen, spec.acceptProxyProtocol, server.address, listenerScope)
+      const acceptLoop = Effect.forever(
+        Effect.flatMap(server.accept, (client) => FiberSet.run(actors, actor(client, listening)))
+      )
+      yield* Effect.forkIn(Effect.ignore(acceptLoop), listenerScope)
+      const pp = spec.acceptProxyProtocol ? ", PROXY protocol from clients" : ""
+      yield* Effect.logInfo(
+        name === OpenMessage.DEFAULT_SERVICE
+          ? `proxy: listening on ${formatAddress(server.address)}, ${upstreamText}${pp}`
+          : `proxy: service ${name} listening on ${formatAddress(server.address)}${pp}`
+      )
+      return listening
+    })
+  for (const [name, spec] of Object.entries(initial)) {
+    listeners.set(name, yield* startListener(name, specOf(spec, acceptProxyProtocol)))
+  }
 
-  const acceptLoop = Effect.forever(Effect.flatMap(server.accept, (client) => FiberSet.run(actors, actor(client))))
-  yield* Effect.forkIn(Effect.ignore(acceptLoop), scope)
+  const reload = (services: Readonly<Record<string, Tcp.TcpAddress | ServiceListen>>) =>
+    Effect.gen(function* () {
+      for (const name of Object.keys(services)) {
+        const invalid = OpenMessage.validateServiceName(name)
+        if (invalid !== undefined) {
+          return yield* new TransportError({
+            operation: "listen",
+            message: `service ${JSON.stringify(name)}: ${invalid}`
+          })
+        }
+      }
+      const added: Array<string> = []
+      const changed: Array<string> = []
+      const unchanged: Array<string> = []
+      const flagOnly: Array<[Listening, boolean]> = []
+      const started = new Map<string, Listening>()
+      // Bind every new address first: one failure closes what was bound and changes nothing.
+      const bindAll = Effect.gen(function* () {
+        for (const [name, raw] of Object.entries(services)) {
+          const spec = specOf(raw, acceptProxyProtocol)
+          const old = listeners.get(name)
+          if (old !== undefined && sameAddress(old.listen, spec.listen)) {
+            if (old.acceptProxyProtocol === spec.acceptProxyProtocol) unchanged.push(name)
+            else {
+              changed.push(name)
+              flagOnly.push([old, spec.acceptProxyProtocol])
+            }
+            continue
+          }
+          ;(old === undefined ? added : changed).push(name)
+          started.set(name, yield* startListener(name, spec))
+        }
+      })
+      yield* bindAll.pipe(
+        Effect.onError(() =>
+          Effect.forEach(started.values(), (listening) => Scope.close(listening.scope, Exit.void), { discard: true })
+        )
+      )
+      for (const [listening, flag] of flagOnly) listening.acceptProxyProtocol = flag
+      const removed: Array<string> = []
+      for (const [name, listening] of listeners) {
+        if (!(name in services)) removed.push(name)
+        if (!(name in services) || started.has(name)) {
+          yield* Scope.close(listening.scope, Exit.void)
+          listeners.delete(name)
+        }
+      }
+      for (const [name, listening] of started) listeners.set(name, listening)
+      yield* Effect.logInfo(
+        `proxy: services reloaded: ${added.length} added, ${removed.length} removed, ${changed.length} changed, ${unchanged.length} unchanged`
+      )
+      const summary: ProxyReloadSummary = { added, removed, changed, unchanged }
+      return summary
+    })
 
   yield* Effect.addFinalizer(() =>
     Effect.gen(function* () {
-      yield* Scope.close(listenerScope, Exit.void)
+      for (const listening of listeners.values()) yield* Scope.close(listening.scope, Exit.void)
       if (clients > 0) {
         yield* Effect.logInfo(`proxy: draining ${clients} client(s) for up to ${drainMillis} ms`)
         yield* FiberSet.awaitEmpty(actors).pipe(Effect.timeoutOption(drainMillis))
@@ -267,8 +487,13 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
     })
   )
 
+  const addresses = () => {
+    const out: Record<string, Tcp.TcpAddress> = {}
+    for (const [name, listening] of listeners) out[name] = listening.bound
+    return out
+  }
   const service: ProxyService = {
-    address: server.address,
+    address: (listeners.get(OpenMessage.DEFAULT_SERVICE) ?? listeners.values().next().value!).bound,
     link,
     stats: () => {
       let up = bytesUp
@@ -286,7 +511,9 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
       drainMillis,
       session: options.session ?? {}
     },
-    openLatency
+    openLatency,
+    addresses,
+    reload
   }
   return service
 })

@@ -9,19 +9,37 @@
  * - A link's scope outlives its handlers: when the session stops accepting (GO_AWAY, link loss) the
  *   running handlers finish or fail on their own before the link is closed, bounded by `drainMillis`.
  * - Shutdown stops accepting links, sends GO_AWAY(0) on every session, drains up to `drainMillis`.
+ * - Streams are routed by service. Every link is negotiated after its handshake, inside the session's
+ *   transport (`Negotiation.acceptInline`: the session and its slot exist at once, whatever the
+ *   peer sends first); when the peer agreed on open messages, each stream's first bytes name its service
+ *   and client, read within `openMessageTimeoutMillis` before the handler runs. A malformed,
+ *   oversized, truncated or late open message is a protocol violation: GO_AWAY(1) for that link
+ *   only. A stream for a service this server does not have is reset, logged with the name and
+ *   counted; the link lives on. Streams of a plain yamux peer go to the default service.
+ * - `reload` swaps the service table atomically: a new stream sees the old table or the new one,
+ *   never a mix. Streams already running keep the handler they started with, so a removed service
+ *   stops taking streams while its open ones finish, and an unchanged one is not touched.
+ * - With `connect`, the server dials a proxy instead of (or as well as) listening, through the same
+ *   supervised, redialled `Link` a proxy uses: the TCP direction is reversed, the roles are not (the
+ *   proxy opens the streams, the server serves them).
  *
  * @since 0.1.0
  */
-import { Clock, Context, Effect, Exit, FiberSet, Layer, Scope } from "effect"
+import { Clock, Context, Data, Effect, Exit, FiberSet, Layer, Scope } from "effect"
+import * as Link from "../client/Link.ts"
 import { Histogram } from "../internal/observability/Histogram.ts"
 import { endNow, type MuxStream } from "../internal/session/Stream.ts"
 import * as Events from "../observability/Events.ts"
 import type { SessionConfig } from "../session/Config.ts"
 import type { MuxError } from "../session/MuxError.ts"
 import * as Session from "../session/Session.ts"
-import { type SpliceStats, splice, startDirectSplice } from "../transport/Splice.ts"
+import type * as Endpoint from "../transport/Endpoint.ts"
+import * as Negotiation from "../transport/Negotiation.ts"
+import * as OpenMessage from "../transport/OpenMessage.ts"
+import * as ProxyProtocol from "../transport/ProxyProtocol.ts"
+import { readAll, type SpliceStats, splice, startDirectSplice } from "../transport/Splice.ts"
 import * as Tcp from "../transport/Tcp.ts"
-import { type Transport, TransportError } from "../transport/Transport.ts"
+import { type DirectPort, type Transport, TransportError } from "../transport/Transport.ts"
 
 /**
  * What the server hands a handler with each stream, for its metrics: the bytes the handler moved
@@ -38,6 +56,14 @@ export interface Serving extends SpliceStats {
   dialFailed(): void
   /** The server's clock (milliseconds), to time a dial. */
   now(): number
+  /** The service the stream is for: the open message's, or `default` without one. */
+  readonly service: string
+  /** The client's address as the proxy saw it, when the open message carried one. */
+  readonly source: Endpoint.Endpoint | undefined
+  /** The address the client connected to, when the open message carried one. */
+  readonly destination: Endpoint.Endpoint | undefined
+  /** The link the stream came over (its peer's address), for logs. */
+  readonly peer: string
 }
 
 /**
@@ -64,7 +90,6 @@ export const echo: Handler = (stream, serving) => {
   return loop
 }
 
-
 /**
  * Forwards each stream to a fresh TCP connection to `target`; a failed dial resets the stream.
  *
@@ -76,9 +101,9 @@ export const echo: Handler = (stream, serving) => {
  * @since 0.1.0
  * @category handlers
  */
-export const forward =
-  (target: Tcp.TcpAddress): Handler =>
-  (stream, serving) =>
+export const forward = (target: Tcp.TcpAddress, options: ForwardOptions = {}): Handler => {
+  const version = options.proxyProtocol
+  const handler: Handler = (stream, serving) =>
     Effect.callback<void, TransportError | MuxError>((resume) => {
       // What an interruption must do at each point: cancel the dial; then reset the splice and
       // close the backend (also when the splice has just ended and its resume is still queued).
@@ -100,12 +125,23 @@ export const forward =
         }
         serving.dialed(serving.now() - started)
         const backend = result
+        // Before any byte of the stream: the PROXY protocol header, then what arrived behind the
+        // open message (queued on the backend socket, in order, ahead of the splice's bytes).
+        const head: Array<Uint8Array> = []
+        if (version !== undefined) head.push(ProxyProtocol.encode(version, serving.source, serving.destination))
+        const pending = takePending(serving)
+        if (pending !== undefined) {
+          serving.aToB += pending.length
+          head.push(pending)
+        }
         const streamPort = stream.directPort()
         const backendPort = backend.directPort?.()
         if (streamPort === undefined || backendPort === undefined) {
-          resume(Effect.ensuring(splice(stream, backend, serving), backend.close))
+          const written = head.length === 0 ? Effect.void : backend.write(head)
+          resume(Effect.ensuring(Effect.andThen(written, splice(stream, backend, serving)), backend.close))
           return
         }
+        for (const bytes of head) backendPort.send(bytes)
         const stop = startDirectSplice(streamPort, backendPort, serving, (error) =>
           resume(Effect.andThen(backend.close, error === undefined ? Effect.void : Effect.fail(error)))
         )
@@ -114,6 +150,163 @@ export const forward =
       if (!dialled) onInterrupt = Effect.sync(cancelDial)
       return Effect.suspend(() => onInterrupt)
     })
+  ;(handler as { [kTakesPending]?: true })[kTakesPending] = true
+  return handler
+}
+
+/**
+ * Options of {@link forward}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ForwardOptions {
+  /** Prepend a PROXY protocol header (haproxy's v1 or v2) with the client's address to each connection. */
+  readonly proxyProtocol?: ProxyProtocol.Version
+}
+
+/**
+ * A service that forwards its streams to a backend.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Target extends ForwardOptions {
+  readonly target: Tcp.TcpAddress
+}
+
+/**
+ * What serves a service's streams: an Effect handler, or a backend to forward to.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Service = Handler | Target
+
+/**
+ * The name of the service of streams that name none (plain yamux peers, `Client.open`).
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const DEFAULT_SERVICE = OpenMessage.DEFAULT_SERVICE
+
+/**
+ * What a {@link ServerService.reload} changed, by service name.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ReloadSummary {
+  readonly added: ReadonlyArray<string>
+  readonly removed: ReadonlyArray<string>
+  readonly changed: ReadonlyArray<string>
+  readonly unchanged: ReadonlyArray<string>
+}
+
+/**
+ * Where and how a server dials out to a proxy (`plait server --connect`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ConnectOptions {
+  /** The proxy's link address (its `--link-listen`). */
+  readonly address: Tcp.TcpAddress
+  /** Replaces the plain TCP dial (TLS, token). */
+  readonly dial?: Effect.Effect<Transport, TransportError, Scope.Scope>
+  readonly retry?: Link.RetryOptions
+}
+
+/** Marks handlers that deliver the bytes behind an open message themselves ({@link forward}). */
+const kTakesPending = Symbol.for("plait/server/Server/takesPending")
+
+/** The bytes that arrived behind the stream's open message, taken once. */
+const takePending = (serving: Serving): Uint8Array | undefined => {
+  if (!(serving instanceof StreamServing)) return undefined
+  const pending = serving.pending
+  serving.pending = undefined
+  return pending
+}
+
+/**
+ * A stream whose first read returns bytes already taken off it (those behind its open message),
+ * for handlers that read the stream themselves. Everything else is the stream's own.
+ */
+class PrefixedStream implements MuxStream {
+  readonly inner: MuxStream
+  private pending: Uint8Array | undefined
+  constructor(inner: MuxStream, pending: Uint8Array) {
+    this.inner = inner
+    this.pending = pending
+  }
+  get id() {
+    return this.inner.id
+  }
+  get local() {
+    return this.inner.local
+  }
+  get state() {
+    return this.inner.state
+  }
+  get remoteAddress() {
+    return this.inner.remoteAddress
+  }
+  get read(): Effect.Effect<Uint8Array | null, MuxError> {
+    return Effect.suspend(() => {
+      const pending = this.pending
+      if (pending === undefined) return this.inner.read
+      this.pending = undefined
+      return Effect.succeed(pending)
+    })
+  }
+  write(chunks: ReadonlyArray<Uint8Array>) {
+    return this.inner.write(chunks)
+  }
+  get closeWrite() {
+    return this.inner.closeWrite
+  }
+  get close() {
+    return this.inner.close
+  }
+  get reset() {
+    return this.inner.reset
+  }
+  get readAll(): Effect.Effect<Uint8Array, MuxError> {
+    return readAll(this)
+  }
+  directPort(): DirectPort<MuxError> | undefined {
+    return this.pending === undefined ? this.inner.directPort() : undefined
+  }
+}
+
+const sameTarget = (a: Service, b: Service): boolean =>
+  typeof a === "function" || typeof b === "function"
+    ? a === b
+    : a.target.host === b.target.host && a.target.port === b.target.port && a.proxyProtocol === b.proxyProtocol
+
+/** One service as the table holds it: what was asked for, and the handler made of it once. */
+interface Entry {
+  readonly spec: Service
+  readonly handler: Handler
+}
+
+const entryOf = (spec: Service): Entry => ({
+  spec,
+  handler:
+    typeof spec === "function"
+      ? spec
+      : forward(spec.target, spec.proxyProtocol === undefined ? {} : { proxyProtocol: spec.proxyProtocol })
+})
+
+/** Checks every name of a service table; the first invalid one, with why. */
+const invalidName = (services: Readonly<Record<string, Service>>): string | undefined => {
+  for (const name of Object.keys(services)) {
+    const invalid = OpenMessage.validateServiceName(name)
+    if (invalid !== undefined) return `service ${JSON.stringify(name)}: ${invalid}`
+  }
+  return undefined
+}
 
 /**
  * Options of {@link make}.
@@ -122,10 +315,21 @@ export const forward =
  * @category models
  */
 export interface ServerOptions {
-  /** Where proxies connect (default 127.0.0.1:7001). */
+  /** Where proxies connect (default 127.0.0.1:7001; with `connect` and no `listen`, nowhere). */
   readonly listen?: Tcp.TcpAddress
-  /** What serves each stream (default: {@link echo}). */
-  readonly handler?: Handler
+  /** What serves the default service's streams (default: {@link echo}). */
+  readonly handler?: Service
+  /**
+   * Named services, each served by a handler or forwarded to a target. A `default` entry replaces
+   * `handler`. Names: 1 to 63 letters, digits, `.`, `_`, `-`.
+   */
+  readonly services?: Readonly<Record<string, Service>>
+  /** Dial out to a proxy and serve the streams it opens (reverse direction). */
+  readonly connect?: ConnectOptions
+  /** How long a stream's open message may take once the stream is accepted (default 10 s). */
+  readonly openMessageTimeoutMillis?: number
+  /** Bound on each link's negotiation (default 10 s). */
+  readonly negotiationTimeoutMillis?: number
   readonly session?: Partial<SessionConfig>
   /** Links served at once; more are refused (default 64). */
   readonly maxSessions?: number
@@ -156,6 +360,10 @@ export interface ServerStats {
   readonly bytesDown: number
   /** Backend dials that failed. */
   readonly dialFailures: number
+  /** Streams reset because they named a service this server does not have. */
+  readonly unknownService: number
+  /** Links ended with GO_AWAY(1) for a malformed, truncated or late open message. */
+  readonly openViolations: number
 }
 
 /**
@@ -170,7 +378,6 @@ export interface ServerSettings {
   readonly drainMillis: number
   readonly session: Partial<SessionConfig>
 }
-
 
 /**
  * A running server.
@@ -187,7 +394,28 @@ export interface ServerService {
   readonly settings: ServerSettings
   /** Seconds each successful backend dial took. */
   readonly dialLatency: Histogram
+  /** Whether the server listens for links (false when it only dials out with `connect`). */
+  readonly listening: boolean
+  /** The outbound link, with `connect`. */
+  readonly link: Link.Link | undefined
+  /** The names of the services served now. */
+  readonly services: () => ReadonlyArray<string>
+  /**
+   * Replaces the service table (the `default` entry included: a table without one resets plain
+   * yamux streams): added services take new streams at once, removed ones stop taking them (their
+   * open streams finish), unchanged ones (the same handler, or the same target and PROXY protocol
+   * version) are not touched. Fails on an invalid name, changing nothing.
+   */
+  readonly reload: (services: Readonly<Record<string, Service>>) => Effect.Effect<ReloadSummary, ServiceError>
 }
+
+/**
+ * A service table that cannot be used.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class ServiceError extends Data.TaggedError("ServiceError")<{ readonly message: string }> {}
 
 /** Server-wide counters the per-stream {@link Serving} records report to. */
 class Counters {
@@ -207,8 +435,15 @@ class StreamServing implements Serving {
   aToB = 0
   bToA = 0
   readonly counters: Counters
-  constructor(counters: Counters) {
+  readonly peer: string
+  service: string = DEFAULT_SERVICE
+  source: Endpoint.Endpoint | undefined = undefined
+  destination: Endpoint.Endpoint | undefined = undefined
+  /** Bytes that arrived behind the open message, for a handler that takes them ({@link forward}). */
+  pending: Uint8Array | undefined = undefined
+  constructor(counters: Counters, peer: string) {
     this.counters = counters
+    this.peer = peer
   }
   dialed(millis: number): void {
     this.counters.dialLatency.observe(millis / 1000)
@@ -220,7 +455,6 @@ class StreamServing implements Serving {
     return this.counters.clock.currentTimeMillisUnsafe()
   }
 }
-
 
 /**
  * Default link listen address.
@@ -237,8 +471,19 @@ export const DEFAULT_LISTEN: Tcp.TcpAddress = { host: "127.0.0.1", port: 7001 }
  * @category constructors
  */
 export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
+  const listening = options.connect === undefined || options.listen !== undefined
   const listen = options.listen ?? DEFAULT_LISTEN
-  const handler = options.handler ?? echo
+  const openTimeoutMillis = options.openMessageTimeoutMillis ?? OpenMessage.DEFAULT_TIMEOUT_MILLIS
+  const negotiate = Negotiation.acceptInline({
+    role: "server",
+    ...(options.negotiationTimeoutMillis === undefined ? {} : { timeoutMillis: options.negotiationTimeoutMillis })
+  })
+  const initial: Record<string, Service> = { [DEFAULT_SERVICE]: options.handler ?? echo, ...options.services }
+  const invalid = invalidName(initial)
+  if (invalid !== undefined) return yield* Effect.die(new ServiceError({ message: invalid }))
+  // The service table is replaced whole on reload, never edited in place: a stream looks its
+  // service up once, in one table.
+  let table = new Map<string, Entry>(Object.entries(initial).map(([name, spec]) => [name, entryOf(spec)]))
   const maxSessions = options.maxSessions ?? 64
   const maxHandshakes = options.maxHandshakes ?? 1024
   const drainMillis = options.drainMillis ?? 10_000
@@ -250,6 +495,10 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
   let handled = 0
   let failed = 0
   let refusedLinks = 0
+  let unknownService = 0
+  let openViolations = 0
+  /** Unknown names seen, for throttled warnings (bounded: past 1024 names they share one count). */
+  const unknownNames = new Map<string, number>()
 
   const handlerDone = (
     stream: MuxStream,
@@ -276,17 +525,78 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
         })
   }
 
+  const warnUnknown = (stream: MuxStream, serving: StreamServing) =>
+    Effect.suspend(() => {
+      unknownService++
+      const key = unknownNames.size >= 1024 && !unknownNames.has(serving.service) ? "(others)" : serving.service
+      const count = (unknownNames.get(key) ?? 0) + 1
+      unknownNames.set(key, count)
+      // The first of each name, then one line per thousand: a flood of bad names logs a few lines.
+      if (count !== 1 && count % 1000 !== 0) return Effect.void
+      return Effect.annotateLogs(
+        Effect.logWarning(
+          `server: stream ${stream.id}: unknown service ${JSON.stringify(serving.service)}; stream reset (${count} so far)`
+        ),
+        { peer: serving.peer, stream: stream.id }
+      )
+    })
+
+  const violation = (session: Session.Session, stream: MuxStream, peer: string, error: OpenMessage.OpenMessageError) =>
+    Effect.suspend(() => {
+      openViolations++
+      return Effect.andThen(
+        Effect.annotateLogs(
+          Effect.logWarning(`server: link from ${peer} ended with GO_AWAY(1): stream ${stream.id}: ${error.message}`),
+          { peer, stream: stream.id }
+        ),
+        session.violation("OpenMessage", `stream ${stream.id}: ${error.message}`)
+      )
+    })
+
   // Not `Effect.exit` around the handler: it would swallow an interruption (a server shutting down
   // then left streams neither served nor reset).
-  const serveStream = (stream: MuxStream, peer: string) => {
-    const serving = new StreamServing(counters)
-    return Effect.onExit(
+  const runHandler = (stream: MuxStream, serving: StreamServing, handler: Handler, rest: Uint8Array | undefined) =>
+    Effect.onExit(
       Effect.suspend(() => {
         streams++
         counters.live.add(serving)
-        return handler(stream, serving)
+        if (rest === undefined || rest.length === 0) return handler(stream, serving)
+        if ((handler as { [kTakesPending]?: true })[kTakesPending] === true) {
+          serving.pending = rest
+          return handler(stream, serving)
+        }
+        return handler(new PrefixedStream(stream, rest), serving)
       }),
-      (exit) => Effect.suspend(() => handlerDone(stream, serving, peer, exit))
+      (exit) => Effect.suspend(() => handlerDone(stream, serving, serving.peer, exit))
+    )
+
+  const serveStream = (session: Session.Session, stream: MuxStream, peer: string, streamOpen: number) => {
+    const serving = new StreamServing(counters, peer)
+    if (streamOpen === 0) {
+      const entry = table.get(DEFAULT_SERVICE)
+      if (entry !== undefined) return runHandler(stream, serving, entry.handler, undefined)
+      endNow(stream, false)
+      return warnUnknown(stream, serving)
+    }
+    return OpenMessage.read(stream, { timeoutMillis: openTimeoutMillis }).pipe(
+      Effect.matchEffect({
+        onFailure: (error) =>
+          Effect.andThen(
+            Effect.sync(() => endNow(stream, false)),
+            error.isViolation ? violation(session, stream, peer, error) : Effect.void
+          ),
+        onSuccess: ({ message, rest }) => {
+          serving.service = message.service
+          serving.source = message.source
+          serving.destination = message.destination
+          const entry = table.get(message.service)
+          if (entry === undefined) {
+            endNow(stream, false)
+            return warnUnknown(stream, serving)
+          }
+          return runHandler(stream, serving, entry.handler, rest)
+        }
+      })
     )
   }
 
@@ -296,7 +606,27 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
     return Effect.logWarning(`server: refusing link from ${peer}: ${reason}`)
   }
 
-
+  /** Serves the streams of one session until it stops accepting, then lets them drain (bounded). */
+  const serveSession = (session: Session.Session, peer: string, agreement: () => Negotiation.Agreement) =>
+    Effect.gen(function* () {
+      sessions.add(session)
+      Events.publish(events, { _tag: "LinkUp", role: "server", peer })
+      // Handlers fail with their own errors, logged and acted upon in `handlerDone`: never joined.
+      const handlers = yield* FiberSet.make<void, unknown>()
+      const error = yield* Effect.flip(
+        Effect.forever(
+          Effect.flatMap(session.acceptUnscoped, (stream) =>
+            // The agreement is settled before the session reads any frame, so before any stream.
+            FiberSet.run(handlers, serveStream(session, stream, peer, agreement().streamOpen))
+          )
+        )
+      )
+      yield* FiberSet.awaitEmpty(handlers).pipe(Effect.timeoutOption(drainMillis))
+      sessions.delete(session)
+      const reason = session.isClosed() ? (yield* session.await).message : error.message
+      Events.publish(events, { _tag: "LinkDown", role: "server", peer, reason })
+      yield* Effect.logInfo(`server: link from ${peer} ended: ${reason}`)
+    }).pipe(Effect.scoped)
 
   // A link holds a `maxSessions` slot only once its handshake succeeded: peers still handshaking (or
   // stalling in it) have their own bound, so they cannot crowd out authenticated proxies.
@@ -326,26 +656,16 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
         })
       )
       const peer = transport.remoteAddress
-      const session = yield* Session.make(transport, {
+      // The negotiation runs inside the session's transport: the session (and its slot) exists at
+      // once, whatever the peer does first.
+      const inline = negotiate(transport)
+      const session = yield* Session.make(inline.transport, {
         client: false,
         ...(options.session === undefined ? {} : { config: options.session }),
         onEvent: Events.forSession(events, "server", peer)
       })
-      sessions.add(session)
-      Events.publish(events, { _tag: "LinkUp", role: "server", peer })
       yield* Effect.logInfo(`server: link from ${peer}`)
-      // Handlers fail with their own errors, logged and acted upon in `handlerDone`: never joined.
-      const handlers = yield* FiberSet.make<void, unknown>()
-      const error = yield* Effect.flip(
-        Effect.forever(
-          Effect.flatMap(session.acceptUnscoped, (stream) => FiberSet.run(handlers, serveStream(stream, peer)))
-        )
-      )
-      yield* FiberSet.awaitEmpty(handlers).pipe(Effect.timeoutOption(drainMillis))
-      sessions.delete(session)
-      const reason = session.isClosed() ? (yield* session.await).message : error.message
-      Events.publish(events, { _tag: "LinkDown", role: "server", peer, reason })
-      yield* Effect.logInfo(`server: link from ${peer} ended: ${reason}`)
+      yield* serveSession(session, peer, inline.agreement)
     }).pipe(
       Effect.scoped,
       Effect.catch((error) => Effect.logWarning(`server: link from ${accepted.remoteAddress} failed: ${error.message}`))
@@ -366,8 +686,29 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
     })
 
   const listenerScope = yield* Scope.fork(scope)
-  const server = yield* (options.listener ?? Tcp.listen)(listen).pipe(Scope.provide(listenerScope))
-  yield* Effect.forkIn(Effect.ignore(Effect.forever(Effect.flatMap(server.accept, admit))), scope)
+  const server = listening
+    ? yield* (options.listener ?? Tcp.listen)(listen).pipe(Scope.provide(listenerScope))
+    : undefined
+  if (server !== undefined) {
+    yield* Effect.forkIn(Effect.ignore(Effect.forever(Effect.flatMap(server.accept, admit))), scope)
+  }
+
+  // Reverse direction: a supervised link to the proxy, each of its sessions served like an
+  // accepted one (redialled with backoff; its sessions drain under the link's scope).
+  const link =
+    options.connect === undefined
+      ? undefined
+      : yield* Link.make({
+          dial: options.connect.dial ?? Tcp.connect(options.connect.address),
+          upstream: Tcp.formatAddress(options.connect.address),
+          role: "server",
+          ...(options.session === undefined ? {} : { session: options.session }),
+          ...(options.connect.retry === undefined ? {} : { retry: options.connect.retry }),
+          ...(options.negotiationTimeoutMillis === undefined
+            ? {}
+            : { negotiationTimeoutMillis: options.negotiationTimeoutMillis }),
+          onSession: (session, agreement) => serveSession(session, session.remoteAddress, () => agreement)
+        })
 
   yield* Effect.addFinalizer(() =>
     Effect.gen(function* () {
@@ -381,7 +722,7 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
   )
 
   const service: ServerService = {
-    address: server.address,
+    address: server?.address ?? options.connect!.address,
     stats: () => {
       let bytesUp = counters.bytesUp
       let bytesDown = counters.bytesDown
@@ -397,12 +738,43 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
         refusedLinks,
         bytesUp,
         bytesDown,
-        dialFailures: counters.dialFailures
+        dialFailures: counters.dialFailures,
+        unknownService,
+        openViolations
       }
     },
     sessions: () => Array.from(sessions),
     settings: { maxSessions, maxHandshakes, drainMillis, session: options.session ?? {} },
-    dialLatency: counters.dialLatency
+    dialLatency: counters.dialLatency,
+    listening,
+    link,
+    services: () => Array.from(table.keys()),
+    reload: (services) =>
+      Effect.suspend(() => {
+        const bad = invalidName(services)
+        if (bad !== undefined) return Effect.fail(new ServiceError({ message: bad }))
+        const next = new Map<string, Entry>()
+        const added: Array<string> = []
+        const changed: Array<string> = []
+        const unchanged: Array<string> = []
+        for (const [name, spec] of Object.entries(services)) {
+          const old = table.get(name)
+          if (old === undefined) added.push(name)
+          else if (sameTarget(old.spec, spec)) unchanged.push(name)
+          else changed.push(name)
+          // An unchanged service keeps its entry (and its handler) as it was.
+          next.set(name, old !== undefined && sameTarget(old.spec, spec) ? old : entryOf(spec))
+        }
+        const removed = Array.from(table.keys()).filter((name) => !next.has(name))
+        table = next
+        const summary: ReloadSummary = { added, removed, changed, unchanged }
+        return Effect.as(
+          Effect.logInfo(
+            `server: services reloaded: ${added.length} added, ${removed.length} removed, ${changed.length} changed, ${unchanged.length} unchanged`
+          ),
+          summary
+        )
+      })
   }
   return service
 })

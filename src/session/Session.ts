@@ -142,6 +142,11 @@ export interface Session {
   readonly close: Effect.Effect<void>
   /** Ends the session at once: streams fail, the link is reset. */
   readonly abort: Effect.Effect<void>
+  /**
+   * Ends the session for a protocol violation found above it (a malformed stream open message):
+   * GO_AWAY(1), then the link closes; every stream fails with a `ProtocolError` of `kind`.
+   */
+  readonly violation: (kind: string, message: string) => Effect.Effect<void>
   /** Completes with the reason once the session has ended. */
   readonly await: Effect.Effect<MuxError>
   /** Whether the session has ended. */
@@ -680,6 +685,12 @@ export const make = Effect.fnUntraced(function* (
     yield* Fiber.await(reaper)
   })
 
+  const violation = (kind: string, message: string): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      core.die(protocolError(kind, message, 0), GoAwayCode.ProtocolError, false)
+      return Effect.asVoid(Fiber.await(reaper))
+    })
+
   yield* Effect.addFinalizer(() => close)
 
   return {
@@ -691,6 +702,7 @@ export const make = Effect.fnUntraced(function* (
     goAway: Effect.sync(() => core.sendGoAway()),
     close,
     abort,
+    violation,
     await: Deferred.await(core.done),
     isClosed: () => core.fault !== undefined,
     isOpen: () => core.fault === undefined && !core.goAwayReceived && !core.goAwaySent,

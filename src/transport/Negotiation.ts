@@ -43,7 +43,7 @@
  *
  * @since 0.2.0
  */
-import { Data, Effect } from "effect"
+import { Cause, Data, Effect } from "effect"
 import { withLeftover } from "./Auth.ts"
 import { type Transport, TransportError } from "./Transport.ts"
 
@@ -521,3 +521,90 @@ export const acceptor =
         run
       )
     })
+
+/**
+ * An acceptor negotiation run inside the session's transport, for sides that serve streams (the
+ * server): the session starts at once, as it did before negotiation existed, and the negotiation
+ * runs in its first `read`; its writes wait until the peer's kind is known. A peer that stays
+ * silent, trickles bytes or floods garbage is therefore a session from the start, bounded by the
+ * session's own limits, keepalive and `maxSessions` as before. The agreement is known by the time
+ * the session sees any of the peer's frames (so before any stream is accepted).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface InlineNegotiation {
+  /** The transport to run the session over. */
+  readonly transport: Transport
+  /** The agreement once decided; plain yamux until then. */
+  readonly agreement: () => Agreement
+}
+
+/**
+ * The acceptor side, inline: see {@link InlineNegotiation}. A failed negotiation fails the
+ * session's read (and its pending writes) with the `handshake` error, so the session ends.
+ *
+ * @since 0.2.0
+ * @category running
+ */
+export const acceptInline =
+  (options: NegotiationOptions) =>
+  (transport: Transport): InlineNegotiation => {
+    const negotiate = acceptor(options)
+    let negotiated: Negotiated | undefined
+    let failed: TransportError | undefined
+    let running = false
+    // Writers (the session's writer fiber) wait here until the peer's kind is known.
+    const waiters: Array<() => void> = []
+    const release = () => {
+      for (const wake of waiters.splice(0)) wake()
+    }
+    const decided = Effect.callback<void>((resume) => {
+      if (negotiated !== undefined || failed !== undefined) return resume(Effect.void)
+      const wake = () => resume(Effect.void)
+      waiters.push(wake)
+      return Effect.sync(() => {
+        const i = waiters.indexOf(wake)
+        if (i >= 0) waiters.splice(i, 1)
+      })
+    })
+    const read: Effect.Effect<Uint8Array | null, TransportError> = Effect.suspend(() => {
+      if (negotiated !== undefined) return negotiated.transport.read
+      if (failed !== undefined) return Effect.fail(failed)
+      if (running) return Effect.flatMap(decided, () => read)
+      running = true
+      return negotiate(transport).pipe(
+        Effect.onExit((exit) =>
+          Effect.sync(() => {
+            running = false
+            if (exit._tag === "Success") negotiated = exit.value
+            else {
+              const error = Cause.findErrorOption(exit.cause)
+              failed =
+                error._tag === "Some"
+                  ? error.value
+                  : failure("closed", `link negotiation with ${transport.remoteAddress} was interrupted`)
+            }
+            release()
+          })
+        ),
+        Effect.flatMap((n) => n.transport.read)
+      )
+    })
+    const write = (chunks: ReadonlyArray<Uint8Array>): Effect.Effect<void, TransportError> =>
+      negotiated !== undefined
+        ? transport.write(chunks)
+        : Effect.flatMap(decided, () => (failed !== undefined ? Effect.fail(failed) : transport.write(chunks)))
+    return {
+      transport: {
+        read,
+        write,
+        closeWrite: Effect.suspend(() => transport.closeWrite),
+        close: Effect.suspend(() => transport.close),
+        reset: Effect.suspend(() => transport.reset),
+        remoteAddress: transport.remoteAddress,
+        ...(transport.eventLoopDriven === true ? { eventLoopDriven: true } : {})
+      },
+      agreement: () => negotiated?.agreement ?? PLAIN
+    }
+  }

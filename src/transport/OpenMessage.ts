@@ -22,8 +22,8 @@
  * Invariants:
  * - The codec is sans-IO and total: {@link decode} returns a message or an {@link OpenMessageError},
  *   never throws; {@link encode} refuses names that {@link validateServiceName} refuses.
- * - {@link read} takes exactly the message's bytes off the stream (never the data behind it), within
- *   a deadline, and holds at most {@link MAX_BODY_LENGTH} + 3 bytes.
+ * - {@link read} is bounded in time (a deadline) and size (the message plus one read); the data
+ *   that arrived behind the message is returned with it, never lost.
  *
  * @since 0.2.0
  */
@@ -296,60 +296,69 @@ export const decode = (bytes: Uint8Array): OpenMessage | OpenMessageError => {
 }
 
 /**
- * A stream the message can be read from without taking more than it: `readUpTo` returns at most
- * `max` bytes and leaves the rest buffered (a `MuxStream`).
+ * An open message read off a stream, and the bytes that arrived behind it in the same read (the
+ * start of the client's data, to be handed to the stream's handler first).
  *
  * @since 0.2.0
  * @category models
  */
-export interface Readable<E> {
-  readonly readUpTo: (max: number) => Effect.Effect<Uint8Array | null, E>
+export interface Received {
+  readonly message: OpenMessage
+  readonly rest: Uint8Array
+}
+
+const concat = (a: Uint8Array, b: Uint8Array): Uint8Array => {
+  if (a.length === 0) return b
+  const out = new Uint8Array(a.length + b.length)
+  out.set(a, 0)
+  out.set(b, a.length)
+  return out
 }
 
 /**
  * Reads one open message off the start of `stream` within `timeoutMillis` (default
- * {@link DEFAULT_TIMEOUT_MILLIS}); the bytes behind it stay on the stream for its handler.
+ * {@link DEFAULT_TIMEOUT_MILLIS}). Holds at most the message plus one read; the bytes of that
+ * read behind the message come back as `rest`.
  *
  * @since 0.2.0
  * @category reading
  */
 export const read = <E>(
-  stream: Readable<E>,
+  stream: { readonly read: Effect.Effect<Uint8Array | null, E> },
   options: { readonly timeoutMillis?: number } = {}
-): Effect.Effect<OpenMessage, OpenMessageError> =>
+): Effect.Effect<Received, OpenMessageError> =>
   Effect.suspend(() => {
     const timeoutMillis = options.timeoutMillis ?? DEFAULT_TIMEOUT_MILLIS
-    let received = 0
-    const exactly = (n: number): Effect.Effect<Uint8Array, OpenMessageError> => {
-      const out = new Uint8Array(n)
-      let filled = 0
-      return Effect.suspend(function loop(): Effect.Effect<Uint8Array, OpenMessageError> {
-        if (filled === n) return Effect.succeed(out)
-        // Bounded: each pass takes at least one byte towards `n`, or ends.
-        return stream.readUpTo(n - filled).pipe(
-          Effect.mapError((cause) => new OpenMessageError({ reason: new Aborted({ cause }) })),
-          Effect.flatMap((chunk) => {
-            if (chunk === null) return Effect.fail(new OpenMessageError({ reason: new Truncated({ received }) }))
-            out.set(chunk, filled)
-            filled += chunk.length
-            received += chunk.length
-            return loop()
-          })
-        )
-      })
+    let buffered: Uint8Array = new Uint8Array(0)
+    const loop = (): Effect.Effect<Received, OpenMessageError> => {
+      if (buffered.length >= 3) {
+        const length = decodePrefix(buffered)
+        if (typeof length !== "number") return Effect.fail(length)
+        if (buffered.length >= 3 + length) {
+          const message = decodeBody(buffered.subarray(3, 3 + length))
+          if (message instanceof OpenMessageError) return Effect.fail(message)
+          return Effect.succeed({ message, rest: buffered.subarray(3 + length) })
+        }
+      }
+      // Bounded: each pass adds at least one byte, and the prefix caps the total at 3 + 512.
+      return stream.read.pipe(
+        Effect.mapError((cause) => new OpenMessageError({ reason: new Aborted({ cause }) })),
+        Effect.flatMap((chunk) => {
+          if (chunk === null) {
+            return Effect.fail(new OpenMessageError({ reason: new Truncated({ received: buffered.length }) }))
+          }
+          buffered = concat(buffered, chunk)
+          return loop()
+        })
+      )
     }
-    return exactly(3).pipe(
-      Effect.flatMap((prefix) => {
-        const length = decodePrefix(prefix)
-        return typeof length === "number" ? exactly(length) : Effect.fail(length)
-      }),
-      Effect.flatMap((body) => {
-        const message = decodeBody(body)
-        return message instanceof OpenMessageError ? Effect.fail(message) : Effect.succeed(message)
-      }),
+    return loop().pipe(
       Effect.timeoutOrElse({
         duration: timeoutMillis,
-        orElse: () => Effect.fail(new OpenMessageError({ reason: new Timeout({ millis: timeoutMillis, received }) }))
+        orElse: () =>
+          Effect.fail(
+            new OpenMessageError({ reason: new Timeout({ millis: timeoutMillis, received: buffered.length }) })
+          )
       })
     )
   })

@@ -294,11 +294,16 @@ describe("Isolation: a client whose request went nowhere is reset, never given a
     "regression: the link dies while the client waits for its stream to open → reset (was: FIN, an empty 'answer')",
     () =>
       Effect.gen(function* () {
-        // A fake server that accepts the link and never answers: the proxy's one un-ACKed open
-        // (maxUnackedOpens 1) stays pending, so the next client waits inside `open`.
+        // A fake server that accepts the link and never answers a stream: the proxy's one un-ACKed
+        // open (maxUnackedOpens 1) stays pending, so the next client waits inside `open`. It answers
+        // the link's negotiation probe as any yamux peer answers a ping (PING ACK, same opaque), so
+        // the link comes up as plain yamux.
         const links: Array<net.Socket> = []
         const fake = yield* startBackend((socket) => {
           links.push(socket)
+          socket.once("data", (probe: Buffer) => {
+            socket.write(Buffer.from([0, 2, 0, 2, 0, 0, 0, 0, ...probe.subarray(8, 12)]))
+          })
           socket.resume()
         })
         const proxy = yield* Proxy.make({
