@@ -195,7 +195,7 @@ const toList = <I>(
               return Effect.fail(
                 new SchemaIssue.Pointer(
                   [name],
-                  new SchemaIssue.InvalidValue({ message: checked.failure.replace(/^name /, "") }, name, options)
+                  new SchemaIssue.InvalidValue({ message: checked.failure }, name, options)
                 )
               )
             }

@@ -45,6 +45,7 @@ import {
   defaults as sessionDefaults,
   validateSessionConfig
 } from "../session/Config.ts"
+import * as OpenMessage from "../transport/OpenMessage.ts"
 import type { TcpAddress } from "../transport/Tcp.ts"
 import * as Tcp from "../transport/Tcp.ts"
 
@@ -492,26 +493,16 @@ export const logLevel = (text: string): Result.Result<LogLevel.LogLevel, string>
 }
 
 /**
- * Longest service name: it travels in every stream's open message, so it is kept short.
- *
- * @since 0.1.0
- * @category constants
- */
-export const MAX_SERVICE_NAME_LENGTH = 64
-
-/**
- * A service name: 1 to {@link MAX_SERVICE_NAME_LENGTH} letters, digits, `.`, `_` or `-`, starting
- * with a letter or digit.
+ * A service name, by the rule of the stream open message that carries it (`OpenMessage`): 1 to
+ * `MAX_NAME_LENGTH` (63) letters, digits, `.`, `_` or `-`, starting with a letter or digit.
  *
  * @since 0.1.0
  * @category parsers
  */
-export const serviceName = (value: string): Result.Result<string, string> =>
-  /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(value) && value.length <= MAX_SERVICE_NAME_LENGTH
-    ? Result.succeed(value)
-    : Result.fail(
-        `name must be 1 to ${MAX_SERVICE_NAME_LENGTH} letters, digits, ".", "_" or "-", starting with a letter or digit (got ${quote(value)})`
-      )
+export const serviceName = (value: string): Result.Result<string, string> => {
+  const invalid = OpenMessage.validateServiceName(value)
+  return invalid === undefined ? Result.succeed(value) : Result.fail(`has a bad name: ${invalid}`)
+}
 
 /** Splits `NAME=REST`, checking the name. */
 const namedValue = (value: string): Result.Result<readonly [string, string], string> => {

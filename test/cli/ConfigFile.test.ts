@@ -235,7 +235,7 @@ describe("config file: refusals name the key and the file, exit 2", () => {
       text: "services:\n  'no spaces': 127.0.0.1:1\n",
       setting: "services.no spaces",
       message:
-        'plait proxy: services.no spaces (in p.yaml) must be 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit (got "no spaces")'
+        "plait proxy: services.no spaces (in p.yaml) has a bad name: a service name is letters, digits, '.', '_' and '-', starting with a letter or digit (got \"no spaces\")"
     },
     {
       name: "bad size",

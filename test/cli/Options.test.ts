@@ -347,6 +347,27 @@ describe("parseProxyArgs refusals: one line naming the flag", () => {
     ],
     ["single-dash flag", ["-v"], {}, "-v", "plait proxy: unknown flag -v (see --help)"],
     ["positional argument", ["extra"], {}, "argv", 'plait proxy: unexpected argument "extra" (see --help)'],
+    [
+      "service without a name",
+      ["--service", "127.0.0.1:1"],
+      {},
+      "--service",
+      'plait proxy: --service must be NAME=HOST:PORT (got "127.0.0.1:1")'
+    ],
+    [
+      "service name too long",
+      ["--service", `${"n".repeat(64)}=127.0.0.1:1`],
+      {},
+      "--service",
+      "plait proxy: --service has a bad name: a service name has at most 63 characters (got 64)"
+    ],
+    [
+      "service from the environment",
+      [],
+      { PLAIT_SERVICE: "web=127.0.0.1:1 db=nowhere" },
+      "--service",
+      'plait proxy: --service (from PLAIT_SERVICE) must be HOST:PORT, e.g. 127.0.0.1:7000 or [::1]:7000 (got "nowhere")'
+    ],
     ["missing value at the end", ["--listen"], {}, "--listen", "plait proxy: --listen needs a value: HOST:PORT"],
     [
       "missing value before a flag",
@@ -395,6 +416,32 @@ describe("parseServerArgs", () => {
     assert.strictEqual(
       refusal(parseServerArgs(["--target", "127.0.0.1:0"], {})).message,
       "plait server: --target port must be from 1 to 65535 (got 127.0.0.1:0)"
+    )
+  })
+
+  it("reads repeated --service NAME=HOST:PORT[,proxy-protocol=v1|v2] and refuses bad options", () => {
+    const parsed = config(
+      parseServerArgs(["--service", "web=127.0.0.1:8081", "--service=db=[::1]:5432,proxy-protocol=v2"], {})
+    )
+    assert.deepStrictEqual(parsed.services, [
+      { name: "web", target: { host: "127.0.0.1", port: 8081 }, proxyProtocol: undefined },
+      { name: "db", target: { host: "::1", port: 5432 }, proxyProtocol: "v2" }
+    ])
+    assert.deepStrictEqual(
+      config(parseServerArgs([], { PLAIT_SERVICE: " a=127.0.0.1:1  b=127.0.0.1:2 " })).services.map((s) => s.name),
+      ["a", "b"]
+    )
+    assert.strictEqual(
+      refusal(parseServerArgs(["--service", "db=127.0.0.1:1,proxy-protocol=v3"], {})).message,
+      'plait server: --service db: proxy-protocol must be v1 or v2 (got "v3")'
+    )
+    assert.strictEqual(
+      refusal(parseServerArgs(["--service", "db=127.0.0.1:1,tls"], {})).message,
+      'plait server: --service db: unknown option "tls" (options: proxy-protocol=v1|v2)'
+    )
+    assert.strictEqual(
+      refusal(parseServerArgs(["--service", "db=127.0.0.1:1", "--service", "db=127.0.0.1:2"], {})).message,
+      'plait server: --service names service "db" twice'
     )
   })
 
