@@ -60,8 +60,15 @@ export const run = (
   new Promise((resolve) => {
     const env: Record<string, string> = {}
     for (const [key, value] of Object.entries(process.env)) {
-      // `npm test` exports npm_config_* and npm_package_* for its own project: not the consumer's.
-      if (value !== undefined && !key.startsWith("npm_")) env[key] = value
+      // `npm test` exports its own project's package and lifecycle (and its directory as the local
+      // prefix): not the consumer's. The rest of npm's configuration (cache, registry, npmrc) stays,
+      // so an offline install finds the cache this machine's `npm ci` filled wherever it is.
+      const outer =
+        key.startsWith("npm_package_") ||
+        key.startsWith("npm_lifecycle_") ||
+        key === "npm_config_local_prefix" ||
+        key === "npm_config_loglevel"
+      if (value !== undefined && !outer) env[key] = value
     }
     Object.assign(env, {
       PATH: `${BIN}${path.delimiter}${process.env.PATH ?? ""}`,
