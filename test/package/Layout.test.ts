@@ -8,10 +8,12 @@
  * - dependencies point one way: nothing outside `src/cli/` imports it, nothing under `src/`
  *   imports tests, benchmarks, tools or examples, and `src/protocol/` (sans-IO) imports no other
  *   part of `src/` and no I/O module.
+ * - documents (README, docs/, bench/, deploy/) point only inside the repository, and their relative
+ *   links resolve.
  * The export reader is itself checked on a small fixture, so that "nothing missing" means something.
  */
 
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import * as path from "node:path"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { missing, namespaces, type PublicExport, publicExports, ROOT } from "./exports.ts"
@@ -108,6 +110,38 @@ describe("layout", () => {
       }
     }
     assert.deepStrictEqual(offenders, [])
+  })
+})
+
+describe("documents", () => {
+  const documents = [
+    "README.md",
+    ...["docs", "bench", "deploy"].flatMap((dir) =>
+      existsSync(path.join(ROOT, dir))
+        ? readdirSync(path.join(ROOT, dir), { recursive: true, encoding: "utf8" })
+            .filter((file) => file.endsWith(".md") && !file.startsWith("results"))
+            .map((file) => path.join(dir, file))
+        : []
+    )
+  ]
+
+  it("point only inside the repository, and every relative link resolves", () => {
+    assert.include(documents, "docs/protocol.md")
+    const problems: Array<string> = []
+    for (const document of documents) {
+      const text = readFileSync(path.join(ROOT, document), "utf8")
+      const links = [...text.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]!)
+      const quoted = [...text.matchAll(/`(\.\.\/[^`\s]+)`/g)].map((m) => m[1]!)
+      for (const target of [...links, ...quoted]) {
+        if (/^[a-z]+:/i.test(target) || target.startsWith("#")) continue
+        const resolved = path.relative(ROOT, path.resolve(ROOT, path.dirname(document), target.split("#")[0]!))
+        if (resolved.startsWith("..")) problems.push(`${document}: ${target} points outside the repository`)
+        else if (links.includes(target) && !existsSync(path.join(ROOT, resolved))) {
+          problems.push(`${document}: ${target} does not exist`)
+        }
+      }
+    }
+    assert.deepStrictEqual(problems, [])
   })
 })
 
