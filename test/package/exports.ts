@@ -12,7 +12,8 @@
  * - `export [declare] [abstract] const|let|function|class|interface|type|enum Name`.
  * An export it cannot read is reported as such rather than skipped.
  *
- * Run `node test/package/exports.ts` for the list of exports missing `@since` or `@category`.
+ * Run `node test/package/exports.ts` for the list of exports missing `@since` or `@category`, with
+ * `--list` for every public export and where it is declared.
  */
 import { readFileSync } from "node:fs"
 import * as path from "node:path"
@@ -191,7 +192,9 @@ export const missing = (entry: PublicExport): ReadonlyArray<string> => {
   return gaps
 }
 
-if (import.meta.main) {
+if (import.meta.main && process.argv.includes("--list")) {
+  for (const entry of publicExports()) console.log(`${entry.name.padEnd(48)} ${entry.at}`)
+} else if (import.meta.main) {
   const gaps = publicExports().filter((entry) => missing(entry).length > 0)
   for (const entry of gaps) console.log(`${entry.at}  ${entry.name}: missing ${missing(entry).join(", ")}`)
   console.log(`${gaps.length} of ${publicExports().length} public exports incomplete`)
