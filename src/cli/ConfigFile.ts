@@ -281,25 +281,56 @@ interface Problem {
   readonly detail: string
 }
 
+/** Edit distance (insertions, deletions, substitutions) between two short strings. */
+const distance = (a: string, b: string): number => {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = current
+  }
+  return previous[b.length]!
+}
+
+/** The known key a mistyped one most likely meant (at most 2 edits away), if any. */
+const nearest = (key: string, keys: ReadonlyArray<string>): string | undefined => {
+  let best: { readonly key: string; readonly distance: number } | undefined
+  for (const candidate of keys) {
+    const d = distance(key, candidate)
+    if (d <= 2 && (best === undefined || d < best.distance)) best = { key: candidate, distance: d }
+  }
+  return best?.key
+}
+
 /** The first problem of a decoding failure, as a key path and the rest of a sentence. */
-const firstProblem = (issue: SchemaIssue.Issue, command: string, path: ReadonlyArray<PropertyKey> = []): Problem => {
+const firstProblem = (
+  issue: SchemaIssue.Issue,
+  command: string,
+  keys: ReadonlyArray<string>,
+  path: ReadonlyArray<PropertyKey> = []
+): Problem => {
   switch (issue._tag) {
     case "Pointer":
-      return firstProblem(issue.issue, command, [...path, ...issue.path])
+      return firstProblem(issue.issue, command, keys, [...path, ...issue.path])
     case "Composite":
     case "AnyOf":
       if (issue.issues.length > 0 && (issue._tag === "Composite" || issue.issues.length === 1)) {
-        return firstProblem(issue.issues[0]!, command, path)
+        return firstProblem(issue.issues[0]!, command, keys, path)
       }
       return { path, detail: `must be ${expectedOf(issue)}${gotOf(issue)}` }
     case "Filter":
     case "Encoding":
-      return firstProblem(issue.issue, command, path)
-    case "UnexpectedKey":
+      return firstProblem(issue.issue, command, keys, path)
+    case "UnexpectedKey": {
+      if (path.length > 1) return { path, detail: "is not a known key" }
+      const near = nearest(String(path[0]), keys)
       return {
         path,
-        detail: path.length <= 1 ? `is not a setting of plait ${command} (see --help)` : "is not a known key"
+        detail: `is not a setting of plait ${command} (${near === undefined ? "see --help" : `did you mean ${near}?`})`
       }
+    }
     case "InvalidValue": {
       const message = issue.annotations?.message
       return { path, detail: typeof message === "string" ? message : `is not valid${gotOf(issue)}` }
@@ -350,7 +381,10 @@ export const decodeConfigData = <C>(
     reportInput: true
   })
   if (Result.isFailure(result)) {
-    const problem = firstProblem(result.failure.issue, command)
+    const keys = (Object.values(settings) as Array<AnySetting>)
+      .filter((setting) => isList(setting) || setting.notInFile !== true)
+      .map(configKey)
+    const problem = firstProblem(result.failure.issue, command, keys)
     const key = problem.path.map(String).join(".")
     const detail =
       key === "config"

@@ -146,7 +146,7 @@ describe("config file: refusals name the key and the file, exit 2", () => {
       file: "p.yaml",
       text: "listen: 127.0.0.1:7100\nmax-windw: 8MiB\n",
       setting: "max-windw",
-      message: "plait proxy: max-windw (in p.yaml) is not a setting of plait proxy (see --help)"
+      message: "plait proxy: max-windw (in p.yaml) is not a setting of plait proxy (did you mean max-window?)"
     },
     {
       name: "a setting of the other command",

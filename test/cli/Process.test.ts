@@ -35,7 +35,7 @@ interface Ran {
   readonly stderr: string
 }
 
-/** Runs `node src/cli/bin.ts ...args` to its end (killed after 20 s), stdout and stderr apart. */
+/** Runs `node src/cli/bin.ts ...args` to its end (killed after 40 s), stdout and stderr apart. */
 const plait = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Effect.Effect<Ran> =>
   Effect.callback<Ran>((resume) => {
     const child = execFile(
@@ -115,7 +115,7 @@ describe("plait binary", () => {
 
         assert.deepStrictEqual(versionRun, { code: 0, stdout: `plait ${version}\n`, stderr: "" })
       }),
-    60_000
+    90_000
   )
 
   it.live(

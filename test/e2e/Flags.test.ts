@@ -68,7 +68,7 @@ const refusals: ReadonlyArray<{
     entry: "proxy",
     args: ["--config", "test/cli/fixtures/unknown-key.yaml"],
     message:
-      "plait proxy: max-windw (in test/cli/fixtures/unknown-key.yaml) is not a setting of plait proxy (see --help)"
+      "plait proxy: max-windw (in test/cli/fixtures/unknown-key.yaml) is not a setting of plait proxy (did you mean max-window?)"
   },
   {
     runtime: "deno",

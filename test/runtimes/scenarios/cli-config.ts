@@ -26,7 +26,7 @@ const refusals: ReadonlyArray<readonly [ReadonlyArray<string>, Record<string, st
   [
     ["proxy", "--config", `${fixtures}/unknown-key.yaml`],
     {},
-    `plait proxy: max-windw (in ${fixtures}/unknown-key.yaml) is not a setting of plait proxy (see --help)`
+    `plait proxy: max-windw (in ${fixtures}/unknown-key.yaml) is not a setting of plait proxy (did you mean max-window?)`
   ],
   [
     ["proxy", "--config", `${fixtures}/wrong-type.toml`],
