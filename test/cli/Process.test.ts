@@ -44,7 +44,7 @@ const plait = (args: ReadonlyArray<string>, env: Record<string, string> = {}): E
       {
         cwd: root,
         env: { PATH: process.env.PATH ?? "", NO_COLOR: "1", ...env },
-        timeout: 20_000,
+        timeout: 40_000,
         killSignal: "SIGKILL"
       },
       (error, stdout, stderr) =>
