@@ -20,6 +20,10 @@
  * Only `--help`/`-h` and `--version` are global: effect/cli's other built-ins (`--log-level`,
  * `--completions`, `--wizard`, and `-v`) are left out, `--log-level` being plait's own setting.
  *
+ * A new flag needs nothing here (see `Options.ts`). A new subcommand is a {@link CommandInfo} (name,
+ * summary, settings table) added to `infos` and to the root's subcommands, a case in `configure`, and
+ * its dispatch in `Main.run` (as `plait status` has).
+ *
  * @since 0.1.0
  */
 import { readFileSync } from "node:fs"
