@@ -149,6 +149,8 @@ export interface ProxyService {
   readonly openLatency: Histogram
   /** The bound address of each service's listener. */
   readonly addresses: () => Readonly<Record<string, Tcp.TcpAddress>>
+  /** With `linkListen`: the bound address servers connect to. */
+  readonly linkAddress: Tcp.TcpAddress | undefined
   /**
    * Replaces the services (the `default` entry included; `listen` is not consulted again): see the
    * module invariants. Fails, changing nothing, on an invalid name or an address that cannot be bound.
@@ -443,7 +445,8 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
         for (const [name, raw] of Object.entries(services)) {
           const spec = specOf(raw, acceptProxyProtocol)
           const old = listeners.get(name)
-          if (old !== undefined && sameAddress(old.listen, spec.listen)) {
+          // The same address as asked for before, or the one it was bound to (port 0 → its real port).
+          if (old !== undefined && (sameAddress(old.listen, spec.listen) || sameAddress(old.bound, spec.listen))) {
             if (old.acceptProxyProtocol === spec.acceptProxyProtocol) unchanged.push(name)
             else {
               changed.push(name)
@@ -513,6 +516,7 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
     },
     openLatency,
     addresses,
+    linkAddress: accepted?.address,
     reload
   }
   return service

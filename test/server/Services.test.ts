@@ -22,6 +22,12 @@ import * as Tcp from "../../src/transport/Tcp.ts"
 import { eventually, pattern, sameBytes, startBackend } from "../hardening/harness.ts"
 
 const loopback = { host: "127.0.0.1", port: 0 }
+
+/** Echoes a stream until its FIN, then half-closes: what a bare yamux server here does with each stream. */
+const echoStream = (stream: MuxStream): Effect.Effect<void, unknown> =>
+  Effect.flatMap(stream.read, (chunk) =>
+    chunk === null ? stream.closeWrite : Effect.andThen(stream.write([chunk]), echoStream(stream))
+  )
 const ep = (address: string, port: number) => Endpoint.make(address, port)!
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes)
 
@@ -245,7 +251,7 @@ describe("Server services", () => {
           yield* Deferred.succeed(served, session)
           while (true) {
             const stream = yield* session.accept
-            yield* Effect.forkChild(Server.echo(stream, undefined as never))
+            yield* Effect.forkChild(echoStream(stream))
           }
         }).pipe(Effect.scoped, Effect.ignore)
       )
