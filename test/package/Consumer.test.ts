@@ -128,7 +128,8 @@ describe("the npm package, installed from its tarball into a fresh project", () 
     for (const file of ["package.json", "README.md", "dist/index.js", "dist/index.d.ts", "dist/index.js.map"]) {
       assert.isTrue(files.has(file), `${file} missing from the tarball`)
     }
-    for (const target of Object.values(manifest().bin ?? {})) {
+    const bin = manifest().bin
+    for (const target of typeof bin === "string" ? [bin] : Object.values(bin ?? {})) {
       assert.isTrue(files.has(target.replace(/^\.\//, "")), `bin ${target} missing from the tarball`)
     }
     assert.isTrue(
