@@ -50,6 +50,8 @@ export type PlaitEvent =
       readonly peer: string
       readonly limit: SessionLimit
       readonly streamId: number
+      /** What happened, when the limit ended the link (a flood budget, a frame deadline). */
+      readonly detail?: string
     }
 
 /**
@@ -115,7 +117,14 @@ export const forSession =
         publish(events, { _tag: "StreamClosed", role, peer, streamId: event.streamId, reset: event.reset })
         break
       case "LimitReached":
-        publish(events, { _tag: "LimitReached", role, peer, limit: event.limit, streamId: event.streamId })
+        publish(events, {
+          _tag: "LimitReached",
+          role,
+          peer,
+          limit: event.limit,
+          streamId: event.streamId,
+          ...(event.detail === undefined ? {} : { detail: event.detail })
+        })
         break
     }
   }

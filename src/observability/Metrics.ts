@@ -172,7 +172,9 @@ export const describe = (event: PlaitEvent): string => {
     case "ClientRefused":
       return `${event.role}: ${event.role === "server" ? "link" : "client"} ${event.peer} refused: ${event.reason}`
     case "LimitReached":
-      return `${event.role}: limit ${event.limit} reached on the link with ${event.peer} (stream ${event.streamId})`
+      return event.detail === undefined
+        ? `${event.role}: limit ${event.limit} reached on the link with ${event.peer} (stream ${event.streamId})`
+        : `${event.role}: limit ${event.limit} reached on the link with ${event.peer}: ${event.detail}`
   }
 }
 

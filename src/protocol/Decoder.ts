@@ -222,6 +222,26 @@ export class Decoder {
     return this.buffered > 0 && this.failure === undefined ? "header" : undefined
   }
 
+  /**
+   * How far the partial frame got (see {@link Decoder.partial}): bytes of the incomplete part
+   * buffered, bytes it needs, and the stream of a DATA frame whose body is incomplete.
+   */
+  get progress():
+    | {
+        readonly part: "header" | "body"
+        readonly received: number
+        readonly expected: number
+        readonly streamId: number
+      }
+    | undefined {
+    const part = this.partial
+    if (part === undefined) return undefined
+    const header = this.header
+    return header === undefined
+      ? { part, received: this.buffered, expected: HEADER_SIZE, streamId: 0 }
+      : { part, received: this.buffered, expected: header.length, streamId: header.streamId }
+  }
+
   /** The terminal error, once one occurred. */
   get error(): FrameError | undefined {
     return this.failure

@@ -3,7 +3,13 @@
  *
  * Invariants: a {@link SessionConfig} that exists has passed {@link makeSessionConfig}; every bad
  * value is refused with a {@link ConfigError} naming the setting, what it must be, and what was given.
- * Durations are milliseconds.
+ * Durations are milliseconds (`…Millis`), rates are per second (`…PerSecond`), switches are booleans.
+ *
+ * The flood budgets (`max…PerSecond`, `maxControlBacklog`) and the partial-frame deadline
+ * (`frameTimeoutMillis`) bound what a hostile peer can make a session do; their defaults sit far
+ * above what healthy traffic reaches (a plait peer pings once per keepalive interval, is never
+ * refused a SYN with matching limits, resets streams as its clients vanish, returns credit once per
+ * half window), so reaching one is taken as abuse: GO_AWAY(1) and the session closes.
  *
  * @since 0.1.0
  */
@@ -52,8 +58,37 @@ export interface SessionConfig {
   readonly drainTimeoutMillis: number
   /** A stream with no DATA either way for this long is reset (0: never). */
   readonly idleTimeoutMillis: number
-  /** How often timers (open and close timeouts) are checked. */
+  /** How often timers (open, close, idle and partial-frame timeouts) are checked. */
   readonly timerResolutionMillis: number
+  /**
+   * A frame header or body that has started arriving and is not complete within this time ends
+   * the session (GO_AWAY(1)): a peer trickling a frame a byte at a time cannot hold a session.
+   * Time the session itself stops reading (`maxSessionBuffer`) does not count. 0: no deadline.
+   */
+  readonly frameTimeoutMillis: number
+  /** PING requests the peer may send in one second; more end the session (GO_AWAY(1)). */
+  readonly maxPingsPerSecond: number
+  /**
+   * SYNs the session may refuse (accept backlog or `maxStreams` full) in one second; more end the
+   * session (GO_AWAY(1)).
+   */
+  readonly maxRefusedSynsPerSecond: number
+  /**
+   * RSTs the peer may send in one second on streams it opened less than a second before (rapid
+   * reset: open + RST in a loop); more end the session (GO_AWAY(1)). Resets of streams that lived
+   * longer, as when many clients vanish at once, do not count.
+   */
+  readonly maxResetsPerSecond: number
+  /**
+   * Frames that carry nothing but credit the peer may send in one second: WINDOW_UPDATEs without
+   * flags, and DATA frames without payload or flags; more end the session (GO_AWAY(1)).
+   */
+  readonly maxWindowUpdatesPerSecond: number
+  /**
+   * Control frames (pongs, RSTs, credit, ACKs) queued for a peer that does not read them; one more
+   * ends the session (GO_AWAY(1), then the link is closed after a bounded flush).
+   */
+  readonly maxControlBacklog: number
 }
 
 /**
@@ -78,7 +113,13 @@ export const defaults: SessionConfig = {
   closeTimeoutMillis: 300_000,
   drainTimeoutMillis: 30_000,
   idleTimeoutMillis: 0,
-  timerResolutionMillis: 1_000
+  timerResolutionMillis: 1_000,
+  frameTimeoutMillis: 5_000,
+  maxPingsPerSecond: 100,
+  maxRefusedSynsPerSecond: 1_000,
+  maxResetsPerSecond: 1_000,
+  maxWindowUpdatesPerSecond: 10_000,
+  maxControlBacklog: 65_536
 }
 
 /**
@@ -113,7 +154,13 @@ const rules: { readonly [K in keyof SessionConfig]: Rule } = {
   closeTimeoutMillis: { min: 1, max: DAY, unit: "ms" },
   drainTimeoutMillis: { min: 0, max: DAY, unit: "ms" },
   idleTimeoutMillis: { min: 0, max: DAY, unit: "ms" },
-  timerResolutionMillis: { min: 1, max: 60_000, unit: "ms" }
+  timerResolutionMillis: { min: 1, max: 60_000, unit: "ms" },
+  frameTimeoutMillis: { min: 0, max: DAY, unit: "ms" },
+  maxPingsPerSecond: { min: 1, max: 1_000_000_000, unit: "per second" },
+  maxRefusedSynsPerSecond: { min: 1, max: 1_000_000_000, unit: "per second" },
+  maxResetsPerSecond: { min: 1, max: 1_000_000_000, unit: "per second" },
+  maxWindowUpdatesPerSecond: { min: 1, max: 1_000_000_000, unit: "per second" },
+  maxControlBacklog: { min: 16, max: 100_000_000, unit: "frames" }
 }
 
 /** Validates a value against its rule; returns an error message or undefined. */

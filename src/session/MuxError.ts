@@ -211,6 +211,83 @@ export class TransportFailed extends Data.TaggedError("TransportFailed")<{
 }
 
 /**
+ * A flood budget a session enforces on its peer (see `SessionConfig`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type FloodBudget =
+  | "maxPingsPerSecond"
+  | "maxRefusedSynsPerSecond"
+  | "maxResetsPerSecond"
+  | "maxWindowUpdatesPerSecond"
+  | "maxControlBacklog"
+
+const BUDGET_WHAT: { readonly [K in FloodBudget]: string } = {
+  maxPingsPerSecond: "pings in one second",
+  maxRefusedSynsPerSecond: "SYNs that had to be refused in one second",
+  maxResetsPerSecond: "RSTs of streams it had just opened in one second",
+  maxWindowUpdatesPerSecond: "credit-only WINDOW_UPDATEs and empty DATA frames in one second",
+  maxControlBacklog: "control frames queued without reading them"
+}
+
+/**
+ * The peer exceeded a flood budget (pings, refused SYNs, rapid resets, empty frames per second,
+ * or unread control frames): the session sent GO_AWAY(1) and closed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class BudgetExceeded extends Data.TaggedError("BudgetExceeded")<{
+  /** Which budget. */
+  readonly budget: FloodBudget
+  /** Its configured value. */
+  readonly limit: number
+}> {
+  get goAwayCode(): number {
+    return GoAwayCode.ProtocolError
+  }
+  /** A peer that floods once will flood again. */
+  get isRetryable(): boolean {
+    return false
+  }
+  override get message(): string {
+    return `the peer exceeded ${this.budget}: more than ${this.limit} ${BUDGET_WHAT[this.budget]}`
+  }
+}
+
+/**
+ * A frame header or body started arriving and did not complete within `frameTimeoutMillis`: the
+ * session sent GO_AWAY(1) and closed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class FrameTimeout extends Data.TaggedError("FrameTimeout")<{
+  /** Which part of the frame was incomplete. */
+  readonly part: "header" | "body"
+  /** The DATA frame's stream (0 for a header). */
+  readonly streamId: number
+  /** Bytes of that part received. */
+  readonly received: number
+  /** Bytes of that part expected (12 for a header). */
+  readonly expected: number
+  readonly timeoutMillis: number
+}> {
+  get goAwayCode(): number {
+    return GoAwayCode.ProtocolError
+  }
+  /** The peer (or the path) is too slow for the deadline; a new session may fare better. */
+  get isRetryable(): boolean {
+    return true
+  }
+  override get message(): string {
+    const what = this.part === "header" ? "a frame header" : `the body of a DATA frame on stream ${this.streamId}`
+    return `${what} stalled at ${this.received} of ${this.expected} bytes for ${this.timeoutMillis} ms`
+  }
+}
+
+/**
  * Every reason a multiplexing operation can fail.
  *
  * @since 0.1.0
@@ -227,6 +304,8 @@ export type MuxErrorReason =
   | OpenTimeout
   | StreamsExhausted
   | TransportFailed
+  | BudgetExceeded
+  | FrameTimeout
 
 /**
  * The error of every session and stream operation. Match on `reason._tag`.

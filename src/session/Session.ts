@@ -5,8 +5,14 @@
  * - One read fiber decodes frames and routes each in O(1) through the registry keyed by stream id;
  *   it never waits on a single stream (DATA is checked against the stream's window at header time
  *   and lands in that stream's buffer). It pauses reading the link only when the session as a whole
- *   buffers more than `maxSessionBuffer` bytes, or its control backlog exceeds a bound (a peer that
- *   floods pings but never reads its pongs).
+ *   buffers more than `maxSessionBuffer` bytes.
+ * - Abuse ends the session with GO_AWAY(1), counted under its {@link SessionLimit} and reported once
+ *   (a `LimitReached` event with the reason): more pings, refused SYNs, rapid resets (RST of a stream
+ *   opened less than a second before) or credit-only frames per second than the flood budgets
+ *   allow; more than `maxControlBacklog` control frames queued for a peer that does not read them;
+ *   a frame header or body left incomplete for `frameTimeoutMillis`. The budgets cost a counter and
+ *   a window start each, read against the time of the chunk being decoded; the deadline is checked
+ *   by the timer sweep, and time the session spends not reading (its own backpressure) never counts.
  * - One writer fiber per link drains the {@link Outbox}: control first, DATA round-robin, one
  *   transport write per batch, one fiber wake-up per batch.
  * - Ids are never reused: odd for the dialling side, even for the listening side. A SYN of the wrong
@@ -19,6 +25,7 @@
  * @since 0.1.0
  */
 import { Clock, Deferred, Effect, Exit, Fiber, type Scope } from "effect"
+import { RateBudget } from "../internal/session/Budget.ts"
 import { Outbox } from "../internal/session/Outbox.ts"
 import { defer, Signal } from "../internal/session/Signal.ts"
 import {
@@ -28,12 +35,15 @@ import {
   type StreamHost,
   scopedStream
 } from "../internal/session/Stream.ts"
-import { Flags, FrameType, GoAwayCode, INITIAL_WINDOW, MAX_STREAM_ID } from "../protocol/Constants.ts"
+import { Flags, FrameType, GoAwayCode, HEADER_SIZE, INITIAL_WINDOW, MAX_STREAM_ID } from "../protocol/Constants.ts"
 import { Decoder, FrameError, type Header } from "../protocol/Decoder.ts"
 import type { Frame } from "../protocol/Frame.ts"
 import type { Transport, TransportError } from "../transport/Transport.ts"
 import { type ConfigError, makeSessionConfig, type SessionConfig } from "./Config.ts"
 import {
+  BudgetExceeded,
+  type FloodBudget,
+  FrameTimeout,
   KeepaliveTimeout,
   type MuxError,
   muxError,
@@ -59,7 +69,8 @@ export type SessionEvent =
   | { readonly _tag: "GoAwayReceived"; readonly code: number }
   /** Every stream id has been used: the session sent GO_AWAY(0) and takes no new opens. */
   | { readonly _tag: "StreamsExhausted" }
-  | { readonly _tag: "LimitReached"; readonly limit: SessionLimit; readonly streamId: number }
+  /** A limit was reached; `detail` says what happened when the limit ended the session. */
+  | { readonly _tag: "LimitReached"; readonly limit: SessionLimit; readonly streamId: number; readonly detail?: string }
   | { readonly _tag: "SessionClosed"; readonly error: MuxError }
 
 /**
@@ -94,6 +105,18 @@ export type SessionLimit =
   | "idleTimeout"
   /** `maxSessionBuffer` bytes buffered: the session stops reading the link until readers catch up. */
   | "maxSessionBuffer"
+  /** A frame header or body incomplete for `frameTimeoutMillis`: GO_AWAY(1), the session closes. */
+  | "frameTimeout"
+  /** More PINGs in one second than `maxPingsPerSecond`: GO_AWAY(1), the session closes. */
+  | "maxPingsPerSecond"
+  /** More refused SYNs in one second than `maxRefusedSynsPerSecond`: GO_AWAY(1), the session closes. */
+  | "maxRefusedSynsPerSecond"
+  /** More rapid resets in one second than `maxResetsPerSecond`: GO_AWAY(1), the session closes. */
+  | "maxResetsPerSecond"
+  /** More credit-only frames in one second than `maxWindowUpdatesPerSecond`: GO_AWAY(1), the session closes. */
+  | "maxWindowUpdatesPerSecond"
+  /** More than `maxControlBacklog` control frames unread by the peer: GO_AWAY(1), the session closes. */
+  | "maxControlBacklog"
 
 /**
  * How often each limit was reached over the session's life.
@@ -117,6 +140,8 @@ export interface SessionStats {
   readonly bufferedBytes: number
   readonly pendingPings: number
   readonly waiters: number
+  /** The session has stopped reading the link (`maxSessionBuffer`) until readers catch up. */
+  readonly readsPaused: boolean
 }
 
 /**
@@ -163,8 +188,8 @@ export interface Session {
   readonly startedAt: number
 }
 
-/** Control bytes queued (pongs, RSTs) beyond which the read loop stops reading the link. */
-const MAX_CONTROL_BACKLOG = 1024 * 1024
+/** A stream the peer resets within this long of opening it counts against `maxResetsPerSecond`. */
+const RAPID_RESET_MILLIS = 1_000
 
 /** How long a dying session's writer may take to flush its last frames (GO_AWAY) before the link is closed. */
 const FLUSH_TIMEOUT_MILLIS = 1_000
@@ -203,8 +228,29 @@ class SessionCore implements StreamHost {
     acceptBacklog: 0,
     maxStreams: 0,
     idleTimeout: 0,
-    maxSessionBuffer: 0
+    maxSessionBuffer: 0,
+    frameTimeout: 0,
+    maxPingsPerSecond: 0,
+    maxRefusedSynsPerSecond: 0,
+    maxResetsPerSecond: 0,
+    maxWindowUpdatesPerSecond: 0,
+    maxControlBacklog: 0
   }
+  readonly pingBudget: RateBudget
+  readonly refusedSynBudget: RateBudget
+  readonly resetBudget: RateBudget
+  readonly creditBudget: RateBudget
+  /** `maxControlBacklog` in bytes of the outbox's control lane. */
+  readonly maxControlBytes: number
+  /**
+   * When the frame the decoder is inside (header or body) started arriving (ms), -1 at a frame
+   * boundary or while reads are paused: the partial-frame deadline runs from here.
+   */
+  partialSince = -1
+  /** `partialSince` of a deadline the last sweep found expired: it trips on the next sweep. */
+  partialExpired = -1
+  /** The read loop waits on the read gate (the session's own backpressure). */
+  readsPaused = false
   goAwaySent = false
   fault: MuxError | undefined = undefined
   /** The session ended cleanly: flush queued control frames (GO_AWAY) and close, rather than reset. */
@@ -221,6 +267,11 @@ class SessionCore implements StreamHost {
     this.decoder = new Decoder({ validate: (h) => this.validate(h) })
     this.lastReceived = clock.currentTimeMillisUnsafe()
     this.lastSweep = this.lastReceived
+    this.pingBudget = new RateBudget(config.maxPingsPerSecond)
+    this.refusedSynBudget = new RateBudget(config.maxRefusedSynsPerSecond)
+    this.resetBudget = new RateBudget(config.maxResetsPerSecond)
+    this.creditBudget = new RateBudget(config.maxWindowUpdatesPerSecond)
+    this.maxControlBytes = config.maxControlBacklog * HEADER_SIZE
   }
 
   // StreamHost ----------------------------------------------------------------------------------
@@ -303,16 +354,40 @@ class SessionCore implements StreamHost {
 
   /** Decodes and routes every complete frame in `chunk`; returns a protocol failure, if any. */
   feed(chunk: Uint8Array): MuxError | undefined {
-    this.lastReceived = this.clock.currentTimeMillisUnsafe()
+    const now = this.clock.currentTimeMillisUnsafe()
+    this.lastReceived = now
     this.decoder.push(chunk)
+    let completed = false
     while (this.fault === undefined) {
       const frame = this.decoder.next()
-      if (frame === undefined) return undefined
+      if (frame === undefined) break
       if (frame instanceof FrameError) return frameFailure(frame)
+      completed = true
       const error = this.route(frame)
       if (error !== undefined) return error
+      // Checked per frame, so a flood is cut off within the chunk that carries it.
+      if (this.outbox.controlBytes > this.maxControlBytes) return this.exceeded("maxControlBacklog")
     }
+    // The partial frame (if any) started in this chunk when a frame completed in it; otherwise it
+    // is the one that was already pending.
+    if (this.decoder.partial === undefined) this.partialSince = -1
+    else if (completed || this.partialSince < 0) this.partialSince = now
     return undefined
+  }
+
+  /** A flood budget was exceeded: counted, reported once with the reason, and the session's end. */
+  exceeded(budget: FloodBudget): MuxError {
+    const limit = this.config[budget]
+    const error = muxError(new BudgetExceeded({ budget, limit }))
+    this.limitReached(budget, 0, `${error.reason.message}; the link was closed with GO_AWAY(1)`)
+    return error
+  }
+
+  /** The read loop stops (`true`) or resumes reading: a partial frame's deadline waits meanwhile. */
+  pauseReads(paused: boolean): void {
+    this.readsPaused = paused
+    this.partialExpired = -1
+    this.partialSince = paused || this.decoder.partial === undefined ? -1 : this.clock.currentTimeMillisUnsafe()
   }
 
   route(frame: Frame): MuxError | undefined {
@@ -322,6 +397,7 @@ class SessionCore implements StreamHost {
         return this.routeStream(frame)
       case FrameType.Ping:
         if ((frame.flags & Flags.SYN) !== 0) {
+          if (this.pingBudget.hit(this.lastReceived)) return this.exceeded("maxPingsPerSecond")
           this.control(FrameType.Ping, Flags.ACK, 0, frame.length)
         } else if ((frame.flags & Flags.ACK) !== 0) {
           const pending = this.pings.get(frame.length)
@@ -350,6 +426,11 @@ class SessionCore implements StreamHost {
   routeStream(frame: Frame): MuxError | undefined {
     const id = frame.streamId
     const flags = frame.flags
+    const now = this.lastReceived
+    // Frames that carry nothing but credit (or nothing at all) cost a lookup each: budgeted.
+    if (flags === 0 && (frame.type === FrameType.WindowUpdate || frame.length === 0)) {
+      if (this.creditBudget.hit(now)) return this.exceeded("maxWindowUpdatesPerSecond")
+    }
     let s = this.streams.get(id)
     if ((flags & Flags.SYN) !== 0) {
       if (s !== undefined) return protocolError("DuplicateSyn", `SYN for stream ${id}, which is already open`, id)
@@ -364,12 +445,16 @@ class SessionCore implements StreamHost {
             ? "maxStreams"
             : undefined
       if (this.goAwaySent || limit !== undefined) {
-        // Refused: RST now; the frame's flags and payload go nowhere.
+        // Refused: RST now; the frame's flags and payload go nowhere. Refusals for a limit are
+        // budgeted (while draining after our GO_AWAY(0), a peer's SYNs in flight are no abuse).
+        if (limit !== undefined) {
+          if (this.refusedSynBudget.hit(now)) return this.exceeded("maxRefusedSynsPerSecond")
+          this.limitReached(limit, id)
+        }
         this.control(FrameType.WindowUpdate, Flags.RST, id, 0)
-        if (limit !== undefined) this.limitReached(limit, id)
         return undefined
       }
-      s = new MuxStreamImpl(this, id, false, "SynReceived", INITIAL_WINDOW, INITIAL_WINDOW)
+      s = new MuxStreamImpl(this, id, false, "SynReceived", INITIAL_WINDOW, INITIAL_WINDOW, now)
       this.streams.set(id, s)
       this.acceptQueue.push(s)
       this.acceptSignal.notify()
@@ -379,7 +464,9 @@ class SessionCore implements StreamHost {
       if (ours ? id >= this.nextId : id > this.maxPeerId) {
         return protocolError("UnknownStream", `frame for stream ${id}, which was never opened`, id)
       }
-      // A late frame for a stream that is gone: dropped.
+      // A late frame for a stream that is gone: dropped. A late RST of one the peer opened is
+      // budgeted like a rapid reset (its age is unknown; healthy peers send few).
+      if ((flags & Flags.RST) !== 0 && !ours && this.resetBudget.hit(now)) return this.exceeded("maxResetsPerSecond")
       return undefined
     }
     // On a RST the length is no credit (go-yamux puts an error code there): accept any value.
@@ -397,7 +484,13 @@ class SessionCore implements StreamHost {
       if (s.isReset) return undefined
     }
     if ((flags & Flags.FIN) !== 0) s.onFin()
-    if ((flags & Flags.RST) !== 0) s.onRst()
+    if ((flags & Flags.RST) !== 0) {
+      // Rapid reset: open, RST, repeat: each costs an accept (and a backend dial) and frees its slot.
+      if (!s.local && now - s.openedAt < RAPID_RESET_MILLIS && this.resetBudget.hit(now)) {
+        return this.exceeded("maxResetsPerSecond")
+      }
+      s.onRst()
+    }
     return undefined
   }
 
@@ -459,6 +552,9 @@ class SessionCore implements StreamHost {
   die(error: MuxError, goAwayCode: number | undefined, graceful: boolean): void {
     if (this.fault !== undefined) return
     this.graceful = graceful || goAwayCode !== undefined
+    // A peer thrown out for a violation gets its GO_AWAY(1) before anything still queued for it
+    // (pongs, credit, RSTs: moot now), so it can read why even when it left a backlog unread.
+    if (goAwayCode === GoAwayCode.ProtocolError) this.outbox.clear()
     if (goAwayCode !== undefined) this.outbox.pushControl(FrameType.GoAway, 0, 0, goAwayCode)
     this.fault = error
     // Settle the bookkeeping before waking anyone (wake-ups and Deferreds are deferred to a
@@ -486,13 +582,39 @@ class SessionCore implements StreamHost {
     this.onEvent?.({ _tag: "SessionClosed", error })
   }
 
-  limitReached(limit: SessionLimit, streamId: number): void {
+  limitReached(limit: SessionLimit, streamId: number, detail?: string): void {
     this.limits[limit]++
-    this.onEvent?.({ _tag: "LimitReached", limit, streamId })
+    this.onEvent?.(
+      detail === undefined
+        ? { _tag: "LimitReached", limit, streamId }
+        : { _tag: "LimitReached", limit, streamId, detail }
+    )
+  }
+
+  /**
+   * Ends the session when a frame has been incomplete for `frameTimeoutMillis`. A deadline found
+   * expired trips on the next sweep if that frame is still incomplete: the read loop gets its turn
+   * in between, so bytes that were waiting behind a blocked event loop are not mistaken for a stall.
+   */
+  checkPartialFrame(now: number): void {
+    const timeout = this.config.frameTimeoutMillis
+    const since = this.partialSince
+    if (timeout === 0 || since < 0 || this.readsPaused || now - since < timeout) return
+    if (this.partialExpired !== since) {
+      this.partialExpired = since
+      return
+    }
+    const progress = this.decoder.progress
+    if (progress === undefined) return
+    const reason = new FrameTimeout({ ...progress, timeoutMillis: timeout })
+    this.limitReached("frameTimeout", progress.streamId, `${reason.message}; the link was closed with GO_AWAY(1)`)
+    this.die(muxError(reason), GoAwayCode.ProtocolError, false)
   }
 
   /** Resets streams whose open or close deadline has passed, and streams idle for too long. */
   sweep(now: number): void {
+    this.checkPartialFrame(now)
+    if (this.fault !== undefined) return
     const idleTimeout = this.config.idleTimeoutMillis
     if (idleTimeout > 0) {
       // Activity counters instead of timestamps: the data path never reads the clock.
@@ -527,7 +649,7 @@ class SessionCore implements StreamHost {
       return true
     }
     this.bufferFull = false
-    return this.outbox.controlBytes > MAX_CONTROL_BACKLOG
+    return false
   }
 }
 
@@ -568,7 +690,9 @@ export const make = Effect.fnUntraced(function* (
   const readLoop = Effect.gen(function* () {
     while (core.fault === undefined) {
       if (core.shouldPauseReads()) {
+        core.pauseReads(true)
         yield* core.readGate.wait
+        if (!core.shouldPauseReads()) core.pauseReads(false)
         continue
       }
       const chunk = yield* transport.read
@@ -666,6 +790,13 @@ export const make = Effect.fnUntraced(function* (
       yield* Deferred.await(core.done)
       if (core.graceful) yield* Fiber.await(writeFiber).pipe(Effect.timeoutOption(FLUSH_TIMEOUT_MILLIS))
       yield* Fiber.interruptAll(fibers)
+      if (core.graceful) {
+        // A writer stuck behind a peer that does not read never got to the last control frames
+        // (the GO_AWAY): they are handed to the transport behind the stuck batch, without waiting,
+        // so a peer that reads again before the close grace runs out still learns why.
+        const rest = core.outbox.takeBatch()
+        if (rest.length > 0) yield* Effect.forkDetach(Effect.ignore(transport.write(rest)), { startImmediately: true })
+      }
       yield* core.graceful ? transport.close : transport.reset
     }),
     scope
@@ -713,7 +844,8 @@ export const make = Effect.fnUntraced(function* (
       unackedOpens: core.unacked,
       bufferedBytes: core.bufferedBytes,
       pendingPings: core.pings.size,
-      waiters: core.acceptSignal.size + core.openSignal.size + core.drainSignal.size
+      waiters: core.acceptSignal.size + core.openSignal.size + core.drainSignal.size,
+      readsPaused: core.readsPaused
     }),
     config,
     remoteAddress: transport.remoteAddress,

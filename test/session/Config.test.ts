@@ -40,7 +40,13 @@ const bounds: { readonly [K in NumericSetting]: readonly [min: number, max: numb
   closeTimeoutMillis: [1, DAY],
   drainTimeoutMillis: [0, DAY],
   idleTimeoutMillis: [0, DAY],
-  timerResolutionMillis: [1, 60_000]
+  timerResolutionMillis: [1, 60_000],
+  frameTimeoutMillis: [0, DAY],
+  maxPingsPerSecond: [1, 1_000_000_000],
+  maxRefusedSynsPerSecond: [1, 1_000_000_000],
+  maxResetsPerSecond: [1, 1_000_000_000],
+  maxWindowUpdatesPerSecond: [1, 1_000_000_000],
+  maxControlBacklog: [16, 100_000_000]
 }
 
 /** The settings that are booleans. */
@@ -77,6 +83,17 @@ describe("Config defaults", () => {
     assert.isAtLeast(defaults.maxWindow, 2 * MiB)
     assert.isAtMost(defaults.maxWindow, 16 * MiB)
     assert.isAtMost(defaults.maxFrameSize, defaults.maxWindow)
+  })
+
+  it("flood budgets and the partial-frame deadline (README, Security)", () => {
+    assert.strictEqual(defaults.frameTimeoutMillis, 5_000)
+    assert.strictEqual(defaults.maxPingsPerSecond, 100)
+    assert.strictEqual(defaults.maxRefusedSynsPerSecond, 1_000)
+    assert.strictEqual(defaults.maxResetsPerSecond, 1_000)
+    assert.strictEqual(defaults.maxWindowUpdatesPerSecond, 10_000)
+    assert.strictEqual(defaults.maxControlBacklog, 65_536)
+    // The deadline is separate from (and shorter than) keepalive's detection of a dead link.
+    assert.isBelow(defaults.frameTimeoutMillis, defaults.keepaliveIntervalMillis + defaults.keepaliveTimeoutMillis)
   })
 
   it("every default lies within its documented bounds", () => {

@@ -6,6 +6,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { GoAwayCode } from "../../src/protocol/Constants.ts"
 import {
+  BudgetExceeded,
+  FrameTimeout,
   KeepaliveTimeout,
   MuxError,
   type MuxErrorReason,
@@ -114,6 +116,34 @@ const cases: ReadonlyArray<Case> = [
     goAwayCode: GoAwayCode.InternalError,
     isRetryable: true,
     mentions: ["connection reset by peer memory:a"]
+  },
+  {
+    reason: new BudgetExceeded({ budget: "maxPingsPerSecond", limit: 100 }),
+    tag: "BudgetExceeded",
+    goAwayCode: GoAwayCode.ProtocolError,
+    isRetryable: false,
+    mentions: ["maxPingsPerSecond", "more than 100 pings in one second"]
+  },
+  {
+    reason: new BudgetExceeded({ budget: "maxControlBacklog", limit: 65_536 }),
+    tag: "BudgetExceeded",
+    goAwayCode: GoAwayCode.ProtocolError,
+    isRetryable: false,
+    mentions: ["maxControlBacklog", "65536 control frames"]
+  },
+  {
+    reason: new FrameTimeout({ part: "header", streamId: 0, received: 5, expected: 12, timeoutMillis: 5_000 }),
+    tag: "FrameTimeout",
+    goAwayCode: GoAwayCode.ProtocolError,
+    isRetryable: true,
+    mentions: ["frame header", "5 of 12 bytes", "5000 ms"]
+  },
+  {
+    reason: new FrameTimeout({ part: "body", streamId: 3, received: 0, expected: 100, timeoutMillis: 2_000 }),
+    tag: "FrameTimeout",
+    goAwayCode: GoAwayCode.ProtocolError,
+    isRetryable: true,
+    mentions: ["stream 3", "0 of 100 bytes", "2000 ms"]
   }
 ]
 
@@ -129,7 +159,9 @@ describe("MuxError reasons", () => {
       "KeepaliveTimeout",
       "OpenTimeout",
       "StreamsExhausted",
-      "TransportFailed"
+      "TransportFailed",
+      "BudgetExceeded",
+      "FrameTimeout"
     ]
     assert.sameMembers([...new Set(cases.map((c) => c.tag))], tags)
   })

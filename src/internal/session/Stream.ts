@@ -66,6 +66,8 @@ export interface CoreStream {
   readonly state: StreamState
   /** Whether the peer has ACKed our SYN (streams it opened count as ACKed). */
   readonly acked: boolean
+  /** When the peer's SYN arrived (Clock ms; 0 for streams we opened), for the rapid-reset budget. */
+  readonly openedAt: number
   /** Credit the peer still has for sending to us (checked at header time). */
   readonly recvWindow: number
   /** A FIN is queued behind the stream's bytes. */
@@ -139,6 +141,7 @@ const EMPTY: Array<Uint8Array> = []
 export class MuxStreamImpl implements MuxStream, CoreStream, OutboundStream, DirectPort<MuxError> {
   readonly id: number
   readonly local: boolean
+  readonly openedAt: number
   /** @internal The outbox's ring mark (see {@link OutboundStream.inReady}). */
   inReady = false
 
@@ -194,11 +197,13 @@ export class MuxStreamImpl implements MuxStream, CoreStream, OutboundStream, Dir
     local: boolean,
     state: StreamState,
     recvWindow: number,
-    sendWindow: number
+    sendWindow: number,
+    openedAt = 0
   ) {
     this.#host = host
     this.id = id
     this.local = local
+    this.openedAt = openedAt
     this.#state = state
     this.#acked = !local
     this.#recvWindow = recvWindow

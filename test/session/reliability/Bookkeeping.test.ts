@@ -15,6 +15,7 @@ import {
   rng,
   sessionPair,
   settle,
+  unbudgeted,
   within,
   writeAll
 } from "./helpers.ts"
@@ -24,7 +25,7 @@ describe("bookkeeping that grows forever", () => {
     "a soak of 5000 short scoped streams and 1000 pings leaves both sessions empty after every round",
     () =>
       Effect.gen(function* () {
-        const sp = yield* sessionPair({ recordEvents: true })
+        const sp = yield* sessionPair({ recordEvents: true, config: unbudgeted })
         const rounds = 20
         const perRound = 250
         const bytes = payload(1024, 1)
@@ -79,7 +80,7 @@ describe("bookkeeping that grows forever", () => {
     () =>
       Effect.gen(function* () {
         const sp = yield* sessionPair({
-          config: { keepaliveIntervalMillis: 0 },
+          config: { ...unbudgeted, keepaliveIntervalMillis: 0 },
           clientConfig: { maxUnackedOpens: 2 },
           serverConfig: { acceptBacklog: 100 }
         })

@@ -23,7 +23,8 @@ import {
   rng,
   type SessionPair,
   sessionPair,
-  settle
+  settle,
+  unbudgeted
 } from "./helpers.ts"
 
 const CLOSE_TIMEOUT = 60_000
@@ -120,7 +121,12 @@ describe("stream leaks when a FIN never comes", () => {
         const started = performance.now()
         const batch = 1_000
         const sp = yield* sessionPair({
-          config: { closeTimeoutMillis: CLOSE_TIMEOUT, timerResolutionMillis: RESOLUTION, keepaliveIntervalMillis: 0 },
+          config: {
+            ...unbudgeted,
+            closeTimeoutMillis: CLOSE_TIMEOUT,
+            timerResolutionMillis: RESOLUTION,
+            keepaliveIntervalMillis: 0
+          },
           clientConfig: { maxUnackedOpens: batch },
           serverConfig: { acceptBacklog: batch }
         })

@@ -57,6 +57,17 @@ export interface SessionPair {
   readonly events: { readonly client: Array<Session.SessionEvent>; readonly server: Array<Session.SessionEvent> }
 }
 
+/**
+ * The flood budgets lifted, for stress tests that open, reset and ping far faster than any peer
+ * would on purpose (they test bookkeeping, not abuse; the budgets have their own tests).
+ */
+export const unbudgeted: Partial<SessionConfig> = {
+  maxPingsPerSecond: 1_000_000_000,
+  maxRefusedSynsPerSecond: 1_000_000_000,
+  maxResetsPerSecond: 1_000_000_000,
+  maxWindowUpdatesPerSecond: 1_000_000_000
+}
+
 /** Options of {@link sessionPair}. */
 export interface SessionPairOptions {
   readonly highWaterMark?: number
