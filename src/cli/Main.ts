@@ -62,7 +62,6 @@ import {
   serverSettings,
   USAGE_EXIT_CODE
 } from "./Options.ts"
-import { status } from "./Status.ts"
 
 /**
  * What a started command may hand back: how to apply a re-read config file (SIGHUP).
@@ -232,13 +231,14 @@ const refuse = (error: OptionsError): void => {
 
 /**
  * Reads the process's command line (`argv`: `proxy …` or `server …`) and environment, and runs the
- * command until a signal stops it. Call once.
+ * command until a signal stops it. Call once. `commands` may be a loader (`() => import(…)`), called
+ * only when a command is to run.
  *
  * @since 0.1.0
  * @category running
  */
 export const run = (
-  commands: Commands,
+  commands: Commands | (() => Promise<Commands>),
   argv: ReadonlyArray<string> = process.argv.slice(2),
   env: Env = process.env
 ): void => {
@@ -258,17 +258,33 @@ export const run = (
     return
   }
   if (configured.command === "status") {
-    // A one-shot command: the screen on stdout (exit 0), or one line on stderr (exit 1).
-    void Effect.runPromise(Effect.result(status(configured.config))).then((result) => {
-      if (result._tag === "Success") process.stdout.write(result.success)
-      else process.stderr.write(`${result.failure.message}\n`)
-      process.exitCode = result._tag === "Success" ? 0 : 1
-    })
-  } else if (configured.command === "proxy") {
-    runCommand(commands.proxy, proxySettings, configured.config, outcome.invocation, env)
-  } else {
-    runCommand(commands.server, serverSettings, configured.config, outcome.invocation, env)
+    // A one-shot command: the screen on stdout (exit 0), or one line on stderr (exit 1). Loaded
+    // only here: the HTTP client is not needed by the other commands.
+    void import("./Status.ts")
+      .then(({ status }) => Effect.runPromise(Effect.result(status(configured.config))))
+      .then((result) => {
+        if (result._tag === "Success") process.stdout.write(result.success)
+        else process.stderr.write(`${result.failure.message}\n`)
+        process.exitCode = result._tag === "Success" ? 0 : 1
+      })
+    return
   }
+  const start = (loaded: Commands) => {
+    if (configured.command === "proxy") {
+      runCommand(loaded.proxy, proxySettings, configured.config, outcome.invocation, env)
+    } else {
+      runCommand(loaded.server, serverSettings, configured.config, outcome.invocation, env)
+    }
+  }
+  if (typeof commands !== "function") {
+    start(commands)
+    return
+  }
+  // The services are loaded only once a command is to run: help, version and refusals stay quick.
+  commands().then(start, (error: unknown) => {
+    writeLine(formatLine(new Date(), "Error", `${configured.command}: cannot load: ${stringify(error)}`))
+    process.exitCode = 1
+  })
 }
 
 const runCommand = <C extends CommonConfig>(

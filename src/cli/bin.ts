@@ -7,7 +7,6 @@
  *
  * @since 0.1.0
  */
-import { commands } from "./Commands.ts"
 import { run } from "./Main.ts"
 
-run(commands)
+run(() => import("./Commands.ts").then((module) => module.commands))

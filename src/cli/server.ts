@@ -5,7 +5,6 @@
  * @since 0.1.0
  */
 import process from "node:process"
-import { commands } from "./Commands.ts"
 import { run } from "./Main.ts"
 
-run(commands, ["server", ...process.argv.slice(2)])
+run(() => import("./Commands.ts").then((module) => module.commands), ["server", ...process.argv.slice(2)])
