@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Redacted } from "effect"
+import { Context, Effect, Layer, Redacted } from "effect"
 import * as Admin from "../../src/admin/Admin.ts"
 import * as Status from "../../src/admin/Status.ts"
 import * as Observed from "../../src/observability/Observed.ts"
@@ -206,7 +206,7 @@ describe("admin endpoint", () => {
     () =>
       isolated(
         Effect.gen(function* () {
-          const keepalive = { keepaliveIntervalMillis: 200, keepaliveTimeoutMillis: 300 }
+          const keepalive = { keepaliveIntervalMillis: 300, keepaliveTimeoutMillis: 700 }
           const server = yield* Server.make({ listen: loopback, session: keepalive })
           const path = yield* relay(server.address)
           const proxy = yield* Proxy.make({
@@ -226,17 +226,19 @@ describe("admin endpoint", () => {
           )
 
           path.blackhole()
-          // Dead within interval + timeout of the last frame; a margin for the scheduler.
-          const bound = keepalive.keepaliveIntervalMillis + keepalive.keepaliveTimeoutMillis + 1_000
-          assert.isTrue(
-            yield* until(
-              Effect.map(readyStatus, (s) => s === 503),
-              bound
-            ),
-            "503 within the keepalive bound"
+          // Dead within interval + timeout of the last frame; a margin for the scheduler. The first
+          // 503 is kept: the redial through the relay may bring the link back right after it.
+          const bound = keepalive.keepaliveIntervalMillis + keepalive.keepaliveTimeoutMillis + 1_500
+          let down: { status: number; body: string } | undefined
+          const flipped = yield* until(
+            Effect.map(request(admin.address, "/ready"), (reply) => {
+              if (reply.status === 503) down ??= reply
+              return down !== undefined
+            }),
+            bound
           )
-          const down = yield* request(admin.address, "/ready")
-          const body = JSON.parse(down.body) as { ready: boolean; reason: string }
+          assert.isTrue(flipped, "503 within the keepalive bound")
+          const body = JSON.parse(down!.body) as { ready: boolean; reason: string }
           assert.strictEqual(body.ready, false)
           assert.include(body.reason, `no link to ${Tcp.formatAddress(path.address)}`)
 
@@ -248,7 +250,8 @@ describe("admin endpoint", () => {
             ),
             "ready again after the redial"
           )
-          assert.strictEqual(proxy.link.generation(), 2)
+          // A later session may have come and gone on a loaded machine; at least one redial happened.
+          assert.isAtLeast(proxy.link.generation(), 2)
         })
       ),
     30_000
@@ -275,6 +278,43 @@ describe("admin endpoint", () => {
             ready: false,
             reason: "1 of 1 links in use (--max-sessions)"
           })
+        })
+      ),
+    30_000
+  )
+
+  it.live(
+    "as layers: beside a proxy, beside a server, and NothingToObserve beside neither",
+    () =>
+      isolated(
+        Effect.gen(function* () {
+          const serverContext = yield* Layer.build(Server.layer({ listen: loopback }))
+          const server = Context.get(serverContext, Server.Server)
+          const ProxyLive = Proxy.layer({ listen: loopback, upstream: server.address })
+          const proxyAdmin = Context.get(
+            yield* Layer.build(Admin.layer({ listen: loopback }).pipe(Layer.provide(ProxyLive))),
+            Admin.Admin
+          )
+          assert.strictEqual(proxyAdmin.observed.role, "proxy")
+          assert.isTrue(
+            yield* until(
+              Effect.map(request(proxyAdmin.address, "/ready"), (r) => r.status === 200),
+              5_000
+            )
+          )
+          const serverAdmin = Context.get(
+            yield* Layer.build(
+              Admin.layerServer({ listen: loopback, target: "10.0.0.9:5432" }).pipe(
+                Layer.provide(Layer.succeedContext(serverContext))
+              )
+            ),
+            Admin.Admin
+          )
+          const status = yield* Status.decode((yield* request(serverAdmin.address, "/status")).body)
+          assert.strictEqual(status.role, "server")
+          assert.strictEqual(status.services[0]!.address, "10.0.0.9:5432")
+          const error = yield* Effect.flip(Layer.build(Admin.layer({ listen: loopback })))
+          assert.strictEqual(error.reason._tag, "NothingToObserve")
         })
       ),
     30_000
