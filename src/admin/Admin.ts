@@ -404,8 +404,8 @@ export const make = Effect.fnUntraced(function* (observed: Observed.Observed, op
   if (!isLoopback(options.listen.host)) {
     yield* Effect.logWarning(
       token === undefined
-        ? `admin: listening on ${listen}, beyond loopback, without --admin-token: anyone who can reach it sees the status and metrics`
-        : `admin: listening on ${listen}, beyond loopback (token required; the token travels in clear over plain HTTP)`
+        ? `admin: bound to ${listen}, beyond loopback, without --admin-token: anyone who can reach it sees the status and metrics`
+        : `admin: bound to ${listen}, beyond loopback (token required; the token travels in clear over plain HTTP)`
     )
   }
   const service: AdminService = { address, observed, status }
