@@ -2,8 +2,10 @@
  * Cross-runtime scenario: the admin endpoint (effect/http's router on the platform's node:http
  * server) beside a proxy and a server in this process — health, readiness, the status document,
  * the Prometheus exposition with the traffic just carried, the dashboard, and the defined answers
- * to bad requests (404, 405, 401 without the token).
+ * to bad requests (404, 405, 401 without the token, 413 for a body, 431 for a huge head, 408 and a
+ * closed connection for a stalled one).
  */
+import * as net from "node:net"
 import { Effect, Layer, Redacted } from "effect"
 import * as Admin from "../../../src/admin/Admin.ts"
 import * as Status from "../../../src/admin/Status.ts"
@@ -27,6 +29,31 @@ const get = (address: Tcp.TcpAddress, path: string, init: RequestInit = {}) =>
     return { status: response.status, headers: response.headers, body: await response.text() }
   })
 
+/** Writes `text` on a raw socket; what came back before the server closed it (or `OPEN` after `ms`). */
+const raw = (port: number, text: string, ms: number) =>
+  Effect.callback<string>((resume) => {
+    const socket = net.connect(port, "127.0.0.1")
+    let out = ""
+    const timer = setTimeout(() => {
+      socket.destroy()
+      resume(Effect.succeed("OPEN"))
+    }, ms)
+    socket.setEncoding("latin1")
+    socket.on("data", (chunk: string) => {
+      out += chunk
+    })
+    socket.on("error", () => {})
+    socket.on("close", () => {
+      clearTimeout(timer)
+      resume(Effect.succeed(out))
+    })
+    socket.write(text)
+    return Effect.sync(() => {
+      clearTimeout(timer)
+      socket.destroy()
+    })
+  })
+
 const auth = { headers: { authorization: `Bearer ${TOKEN}` } }
 
 runScenario(
@@ -34,7 +61,7 @@ runScenario(
   Effect.gen(function* () {
     const server = yield* Server.make({ listen: loopback })
     const proxy = yield* Proxy.make({ listen: loopback, upstream: server.address })
-    const options = { listen: loopback, token: Redacted.make(TOKEN) }
+    const options = { listen: loopback, token: Redacted.make(TOKEN), requestTimeoutMillis: 500 }
     const proxyAdmin = yield* Admin.make(Observed.fromProxy(proxy), options)
     const serverAdmin = yield* Admin.make(Observed.fromServer(server), options)
 
@@ -66,5 +93,16 @@ runScenario(
     yield* check((yield* get(proxyAdmin.address, "/nope", auth)).status === 404, "unknown route: 404")
     const post = yield* get(proxyAdmin.address, "/status", { ...auth, method: "POST" })
     yield* check(post.status === 405 && post.headers.get("allow") === "GET, HEAD", "POST: 405 with Allow")
+    const port = proxyAdmin.address.port
+    const body = yield* raw(
+      port,
+      "GET /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+      5_000
+    )
+    yield* check(body.startsWith("HTTP/1.1 413 "), "a request body: 413")
+    const huge = yield* raw(port, `GET /healthz HTTP/1.1\r\nHost: a\r\nX-Filler: ${"a".repeat(20_000)}\r\n\r\n`, 5_000)
+    yield* check(huge.startsWith("HTTP/1.1 431 "), "a 20 KB request head: 431 and closed")
+    const stalled = yield* raw(port, "GET /healthz HTTP/1.1\r\nHost: a\r\n", 5_000)
+    yield* check(stalled !== "OPEN" && /^(HTTP\/1\.1 408 |$)/.test(stalled), "a stalled request: 408 and closed")
   }).pipe(Effect.provide(Layer.provideMerge(Metrics.layer, Events.Events.layer)))
 )
