@@ -32,7 +32,7 @@
  *                        --workloads names others; results named <date>-quick
  *   --reps N             repetitions (default 3)
  *   --systems a,b        subset of: direct, plait-node, plait-bun, plait-bun-deno, plait-deno, haproxy,
- *                        yamux-go, plait-node-autotune, plait-bun-autotune
+ *                        yamux-go, plait-node-autotune, plait-bun-autotune, plait-node-admin (opt-in)
  *   --workloads a,b      subset of: bulk1, bulk64, rr1, rr100, rr1000, connrate, idle, hol, wan1, wan16
  *   --gen native|js      load generator (default native when it builds, else js)
  *   --backend native|js  backend echo server (default native when it builds, else js)
@@ -285,6 +285,32 @@ const plait = (
   }
 })
 
+/** The admin endpoint's startup line (see src/admin/Admin.ts). */
+const ADMIN = /admin: listening on http:\/\/([^\s:]+):(\d+)/
+
+/**
+ * plait-node with the admin endpoint on in both processes and scraped every second (`/metrics` and
+ * `/status`, as Prometheus and a status poller do): compared with plait-node in the same
+ * run, it shows what operating plait costs the data path. Opt-in: `--systems …,plait-node-admin`.
+ */
+const plaitScraped = (base: System): System => ({
+  ...base,
+  name: "plait-node-admin",
+  description: `${base.description}, both with \`--admin 127.0.0.1:0\` scraped every second (/metrics, /status)`,
+  start: async (backend, env, wan) => {
+    const started = await base.start(backend, env, wan)
+    const urls: Array<string> = []
+    for (const proc of [started.procs.proxy!, started.procs.server!]) {
+      const match = await waitForLine(proc, ADMIN, PROC_START_TIMEOUT)
+      urls.push(`http://${match[1]}:${match[2]}/metrics`, `http://${match[1]}:${match[2]}/status`)
+    }
+    const scraper = spawnProc("scraper", runtimeCommand("node", "bench/procs/scraper.ts", urls))
+    procsStarted.push(scraper)
+    await waitForLine(scraper, /scraper: scraping/, PROC_START_TIMEOUT)
+    return started
+  }
+})
+
 const yamuxGo = (build: NativeBuild): System => ({
   name: YAMUX_GO,
   description: `Go hashicorp/yamux ${build.yamuxVersion}, ${build.goVersion}, yamux.DefaultConfig() (256 KiB window): \`bench/native/yamux\` proxy (one yamux stream per client over one TCP link) and server (one TCP connection to the backend per stream)`,
@@ -378,6 +404,9 @@ else console.log("yamux-go unavailable (needs the native tools): skipped")
 if (runtimesPresent("node"))
   allSystems.push(plait("node", "node", "plait-node-autotune", ["--window-autotune"], WAN_ROWS))
 if (runtimesPresent("bun")) allSystems.push(plait("bun", "bun", "plait-bun-autotune", ["--window-autotune"], WAN_ROWS))
+if (runtimesPresent("node") && flag("--systems")?.split(",").includes("plait-node-admin")) {
+  allSystems.push(plaitScraped(plait("node", "node", "plait-node", ["--admin", "127.0.0.1:0"])))
+}
 
 const wanted = flag("--systems")?.split(",")
 const systems = wanted ? allSystems.filter((s) => wanted.includes(s.name)) : allSystems
