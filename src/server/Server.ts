@@ -25,7 +25,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Data, Effect, Exit, FiberSet, Layer, Scope } from "effect"
+import { Clock, Context, Data, Duration, Effect, Exit, FiberSet, Layer, Scope } from "effect"
 import * as Link from "../client/Link.ts"
 import { Histogram } from "../internal/observability/Histogram.ts"
 import { endNow, type MuxStream } from "../internal/session/Stream.ts"
@@ -52,10 +52,15 @@ import { type DirectPort, type Transport, TransportError } from "../transport/Tr
 export interface Serving extends SpliceStats {
   /** A backend dial succeeded after `millis`. */
   dialed(millis: number): void
-  /** A backend dial failed. */
-  dialFailed(): void
+  /** A backend dial failed (`timedOut`: it did not connect within its deadline). */
+  dialFailed(timedOut?: boolean): void
   /** The server's clock (milliseconds), to time a dial. */
   now(): number
+  /**
+   * Runs `f` once `millis` have passed on the server's Clock, unless the returned function is
+   * called first (for deadlines inside callback-level handlers, such as a backend dial's).
+   */
+  after(millis: number, f: () => void): () => void
   /** The service the stream is for: the open message's, or `default` without one. */
   readonly service: string
   /** The client's address as the proxy saw it, when the open message carried one. */
@@ -103,6 +108,12 @@ export const echo: Handler = (stream, serving) => {
  */
 export const forward = (target: Tcp.TcpAddress, options: ForwardOptions = {}): Handler => {
   const version = options.proxyProtocol
+  const dialTimeout = options.dialTimeoutMillis ?? DEFAULT_DIAL_TIMEOUT_MILLIS
+  const timedOut = (): TransportError =>
+    new TransportError({
+      operation: "connect",
+      message: `cannot connect to ${Tcp.formatAddress(target)}: no answer within ${dialTimeout} ms`
+    })
   const handler: Handler = (stream, serving) =>
     Effect.callback<void, TransportError | MuxError>((resume) => {
       // What an interruption must do at each point: cancel the dial; then reset the splice and
@@ -110,8 +121,25 @@ export const forward = (target: Tcp.TcpAddress, options: ForwardOptions = {}): H
       let onInterrupt: Effect.Effect<void> = Effect.void
       let dialled = false
       const started = serving.now()
-      const cancelDial = Tcp.dialWith(target, undefined, (result) => {
+      // The dial's deadline, on the server's Clock (one sweeper for every pending dial).
+      const deadline = serving.after(dialTimeout, () => {
+        if (dialled) return
         dialled = true
+        onInterrupt = Effect.void
+        cancelDial()
+        serving.dialFailed(true)
+        const error = timedOut()
+        resume(
+          Effect.andThen(
+            Effect.logWarning(`stream ${stream.id}: backend dial failed: ${error.message}`),
+            Effect.fail(error)
+          )
+        )
+      })
+      const cancelDial = Tcp.dialWith(target, undefined, (result) => {
+        if (dialled) return
+        dialled = true
+        deadline()
         onInterrupt = Effect.void
         if (result instanceof TransportError) {
           serving.dialFailed()
@@ -147,7 +175,12 @@ export const forward = (target: Tcp.TcpAddress, options: ForwardOptions = {}): H
         )
         onInterrupt = Effect.andThen(Effect.sync(stop), backend.close)
       })
-      if (!dialled) onInterrupt = Effect.sync(cancelDial)
+      if (!dialled) {
+        onInterrupt = Effect.sync(() => {
+          deadline()
+          cancelDial()
+        })
+      }
       return Effect.suspend(() => onInterrupt)
     })
   ;(handler as { [kTakesPending]?: true })[kTakesPending] = true
@@ -163,7 +196,21 @@ export const forward = (target: Tcp.TcpAddress, options: ForwardOptions = {}): H
 export interface ForwardOptions {
   /** Prepend a PROXY protocol header (haproxy's v1 or v2) with the client's address to each connection. */
   readonly proxyProtocol?: ProxyProtocol.Version
+  /**
+   * A backend dial that has not connected within this long is abandoned: the stream is reset and
+   * the dial counted as failed (default {@link DEFAULT_DIAL_TIMEOUT_MILLIS}), so a black-holed
+   * backend cannot hold streams open.
+   */
+  readonly dialTimeoutMillis?: number
 }
+
+/**
+ * Default bound on one backend dial: 10 s.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_DIAL_TIMEOUT_MILLIS = 10_000
 
 /**
  * A service that forwards its streams to a backend.
@@ -360,6 +407,8 @@ export interface ServerStats {
   readonly bytesDown: number
   /** Backend dials that failed. */
   readonly dialFailures: number
+  /** Of those, dials abandoned at `dialTimeoutMillis` (a black-holed backend). */
+  readonly dialTimeouts: number
   /** Streams reset because they named a service this server does not have. */
   readonly unknownService: number
   /** Links ended with GO_AWAY(1) for a malformed, truncated or late open message. */
@@ -422,11 +471,61 @@ class Counters {
   bytesUp = 0
   bytesDown = 0
   dialFailures = 0
+  dialTimeouts = 0
   readonly dialLatency = new Histogram()
   readonly live = new Set<StreamServing>()
   readonly clock: Clock.Clock
+  readonly deadlines: Deadlines
   constructor(clock: Clock.Clock) {
     this.clock = clock
+    this.deadlines = new Deadlines(clock)
+  }
+}
+
+/**
+ * The deadlines of a server's handlers (backend dials): one sweeper fiber on the server's Clock
+ * for all of them, running only while some are pending, instead of a timer fiber per dial (the
+ * connection rate pays for every allocation here). A deadline fires within a quarter of its length
+ * after it is due (at most a second late).
+ */
+class Deadlines {
+  readonly #clock: Clock.Clock
+  readonly #pending = new Map<number, { readonly at: number; readonly f: () => void }>()
+  #next = 0
+  #tick = 1_000
+  #sweeping = false
+
+  constructor(clock: Clock.Clock) {
+    this.#clock = clock
+  }
+
+  add(millis: number, f: () => void): () => void {
+    const key = this.#next++
+    this.#pending.set(key, { at: this.#clock.currentTimeMillisUnsafe() + millis, f })
+    const tick = Math.max(10, Math.min(1_000, millis >>> 2))
+    if (tick < this.#tick) this.#tick = tick
+    if (!this.#sweeping) {
+      this.#sweeping = true
+      Effect.runFork(this.#sweep())
+    }
+    return () => {
+      this.#pending.delete(key)
+    }
+  }
+
+  #sweep(): Effect.Effect<void> {
+    return Effect.flatMap(this.#clock.sleep(Duration.millis(this.#tick)), () => {
+      const now = this.#clock.currentTimeMillisUnsafe()
+      for (const [key, entry] of this.#pending) {
+        if (entry.at > now) continue
+        this.#pending.delete(key)
+        entry.f()
+      }
+      if (this.#pending.size > 0) return this.#sweep()
+      this.#sweeping = false
+      this.#tick = 1_000
+      return Effect.void
+    })
   }
 }
 
@@ -448,11 +547,15 @@ class StreamServing implements Serving {
   dialed(millis: number): void {
     this.counters.dialLatency.observe(millis / 1000)
   }
-  dialFailed(): void {
+  dialFailed(timedOut = false): void {
     this.counters.dialFailures++
+    if (timedOut) this.counters.dialTimeouts++
   }
   now(): number {
     return this.counters.clock.currentTimeMillisUnsafe()
+  }
+  after(millis: number, f: () => void): () => void {
+    return this.counters.deadlines.add(millis, f)
   }
 }
 
@@ -713,7 +816,9 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
   yield* Effect.addFinalizer(() =>
     Effect.gen(function* () {
       yield* Scope.close(listenerScope, Exit.void)
-      for (const session of sessions) yield* session.goAway
+      // retire, not goAway: a proxy's SYN already on its way when the GO_AWAY leaves is still
+      // served, so a rotation refuses no client (the proxy moves later ones to its other links).
+      for (const session of sessions) yield* session.retire
       if (sessions.size > 0) {
         yield* Effect.logInfo(`server: draining ${sessions.size} link(s) for up to ${drainMillis} ms`)
         yield* FiberSet.awaitEmpty(links).pipe(Effect.timeoutOption(drainMillis))
@@ -739,6 +844,7 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
         bytesUp,
         bytesDown,
         dialFailures: counters.dialFailures,
+        dialTimeouts: counters.dialTimeouts,
         unknownService,
         openViolations
       }
