@@ -19,7 +19,8 @@
  *   parity, a duplicate SYN for a live id, a frame for a never-opened id, DATA beyond the window and
  *   credit beyond 2^32-1 are protocol errors: GO_AWAY(1), then the session closes.
  * - When the session dies, every stream and every waiter fails with the same typed {@link MuxError};
- *   nothing waits forever. Graceful close sends GO_AWAY(0) and drains under a deadline.
+ *   nothing waits forever. Graceful close sends GO_AWAY(0) and drains under a deadline; `retire`
+ *   (a server's shutdown) also accepts the SYNs that crossed its GO_AWAY, fenced by a PING behind it.
  * - Time is read only through Effect's Clock, so tests drive keepalive and timeouts with TestClock.
  *
  * @since 0.1.0
@@ -163,6 +164,13 @@ export interface Session {
   readonly ping: Effect.Effect<number, MuxError>
   /** Sends GO_AWAY(0): the peer may open no more streams; existing streams carry on. */
   readonly goAway: Effect.Effect<void>
+  /**
+   * Sends GO_AWAY(0) and a PING right behind it, for a shutdown that refuses no one: streams the
+   * peer opened before it read the GO_AWAY (their SYNs arrive before the PING's answer, or within
+   * `keepaliveTimeoutMillis` if none comes) are still accepted, as is the backlog; later SYNs get
+   * RST. Existing streams carry on. `accept` fails once that window has closed and the backlog is empty.
+   */
+  readonly retire: Effect.Effect<void>
   /** GO_AWAY(0), drain open streams up to the drain timeout, then close the link. */
   readonly close: Effect.Effect<void>
   /** Ends the session at once: streams fail, the link is reset. */
@@ -252,6 +260,13 @@ class SessionCore implements StreamHost {
   /** The read loop waits on the read gate (the session's own backpressure). */
   readsPaused = false
   goAwaySent = false
+  /**
+   * While defined, the opaque of the PING `retire` sent right behind its GO_AWAY(0): SYNs arriving
+   * before its answer (or `fenceDeadline`) were sent before the peer read the GO_AWAY (the wire is
+   * FIFO both ways), so they crossed it and are accepted rather than refused.
+   */
+  fence: number | undefined = undefined
+  fenceDeadline = 0
   fault: MuxError | undefined = undefined
   /** The session ended cleanly: flush queued control frames (GO_AWAY) and close, rather than reset. */
   graceful = false
@@ -400,6 +415,7 @@ class SessionCore implements StreamHost {
           if (this.pingBudget.hit(this.lastReceived)) return this.exceeded("maxPingsPerSecond")
           this.control(FrameType.Ping, Flags.ACK, 0, frame.length)
         } else if ((frame.flags & Flags.ACK) !== 0) {
+          if (frame.length === this.fence) this.closeFence()
           const pending = this.pings.get(frame.length)
           // An unsolicited pong is ignored (design choice: hashicorp does the same).
           if (pending !== undefined) {
@@ -444,7 +460,7 @@ class SessionCore implements StreamHost {
           : this.streams.size >= this.config.maxStreams
             ? "maxStreams"
             : undefined
-      if (this.goAwaySent || limit !== undefined) {
+      if ((this.goAwaySent && this.fence === undefined) || limit !== undefined) {
         // Refused: RST now; the frame's flags and payload go nowhere. Refusals for a limit are
         // budgeted (while draining after our GO_AWAY(0), a peer's SYNs in flight are no abuse).
         if (limit !== undefined) {
@@ -530,7 +546,10 @@ class SessionCore implements StreamHost {
     }
     if (this.fault !== undefined) return this.fault
     if (this.goAwayReceived) return muxError(new RemoteGoAway({ code: GoAwayCode.Normal }))
-    if (this.goAwaySent) return muxError(new SessionClosed({ message: "the session is closing" }))
+    if (this.goAwaySent) {
+      // Retiring: SYNs that crossed our GO_AWAY may still arrive until the fence closes.
+      return this.fence === undefined ? muxError(new SessionClosed({ message: "the session is closing" })) : undefined
+    }
     return undefined
   }
 
@@ -543,6 +562,26 @@ class SessionCore implements StreamHost {
     for (const s of this.acceptQueue.splice(0)) s.resetNow(false)
     this.acceptSignal.notify()
     this.openSignal.notify()
+  }
+
+  /** GO_AWAY(0) and the fence PING behind it (see {@link Session.retire}); the backlog stays. */
+  retire(): void {
+    if (this.goAwaySent || this.fault !== undefined) return
+    this.goAwaySent = true
+    this.control(FrameType.GoAway, 0, 0, GoAwayCode.Normal)
+    const opaque = this.nextPing
+    this.nextPing = (this.nextPing + 1) >>> 0 || 1
+    this.fence = opaque
+    this.fenceDeadline = this.clock.currentTimeMillisUnsafe() + this.config.keepaliveTimeoutMillis
+    this.control(FrameType.Ping, Flags.SYN, 0, opaque)
+    this.openSignal.notify()
+  }
+
+  /** No SYN can cross our GO_AWAY any more: accept fails once the backlog is empty. */
+  closeFence(): void {
+    if (this.fence === undefined) return
+    this.fence = undefined
+    this.acceptSignal.notify()
   }
 
   /**
@@ -615,6 +654,7 @@ class SessionCore implements StreamHost {
   sweep(now: number): void {
     this.checkPartialFrame(now)
     if (this.fault !== undefined) return
+    if (this.fence !== undefined && now >= this.fenceDeadline) this.closeFence()
     const idleTimeout = this.config.idleTimeoutMillis
     if (idleTimeout > 0) {
       // Activity counters instead of timestamps: the data path never reads the clock.
@@ -831,6 +871,7 @@ export const make = Effect.fnUntraced(function* (
     acceptUnscoped,
     ping,
     goAway: Effect.sync(() => core.sendGoAway()),
+    retire: Effect.sync(() => core.retire()),
     close,
     abort,
     violation,
