@@ -17,7 +17,8 @@
  * - Bad requests get a defined answer and bounded resources: unknown paths 404, other methods than
  *   GET/HEAD 405 (with `Allow`), a missing or wrong token 401, any request body 413, headers over
  *   `maxHeaderBytes` 431, a request not received within `requestTimeoutMillis` 408 (or the
- *   connection closed), at most `maxConnections` connections at once.
+ *   connection closed), at most `maxConnections` connections at once. Bound to loopback, it answers
+ *   403 to a request whose `Host` is not a loopback name (DNS rebinding).
  *
  * @since 0.1.0
  */
@@ -156,6 +157,17 @@ const runtime = (): string => {
 const isLoopback = (host: string): boolean =>
   host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 
+/**
+ * Whether a `Host` header names this machine's loopback (`localhost`, `127.x.y.z`, `[::1]`, with
+ * or without a port). An endpoint bound to loopback answers only those: a web page that rebinds its
+ * own DNS name to 127.0.0.1 cannot read it through a visitor's browser.
+ */
+const loopbackHost = (header: string | undefined): boolean => {
+  if (header === undefined || header === "") return true
+  const host = header.startsWith("[") ? header.slice(1, header.indexOf("]")) : header.replace(/:\d+$/, "")
+  return isLoopback(host.toLowerCase())
+}
+
 const digest = (text: string): Buffer => crypto.createHash("sha256").update(text).digest()
 
 /** Whether an `Authorization` header carries `token` (Bearer, or Basic with any user name). */
@@ -219,6 +231,7 @@ export const make = Effect.fnUntraced(function* (observed: Observed.Observed, op
   const history = new History(Math.ceil(((options.historySeconds ?? 900) * 1000) / sampleMillis))
   const token = options.token === undefined ? undefined : digest(Redacted.value(options.token))
   const listen = formatAddress(options.listen)
+  const loopbackOnly = isLoopback(options.listen.host)
 
   const probe = yield* Metrics.observe(observed, {
     ...(options.pingMillis === undefined ? {} : { pingMillis: options.pingMillis })
@@ -297,6 +310,9 @@ export const make = Effect.fnUntraced(function* (observed: Observed.Observed, op
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
       if (request.method !== "GET" && request.method !== "HEAD") {
         return Effect.succeed(problem(405, `method ${request.method} not allowed`, { allow: ALLOW }))
+      }
+      if (loopbackOnly && !loopbackHost(request.headers.host)) {
+        return Effect.succeed(problem(403, "this admin endpoint answers only requests for a loopback host"))
       }
       const length = request.headers["content-length"]
       if ((length !== undefined && length !== "0") || request.headers["transfer-encoding"] !== undefined) {

@@ -20,11 +20,11 @@ export const LinkStatus = Schema.Struct({
   peer: Schema.String,
   /** When the link came up (ISO 8601). */
   since: Schema.String,
-  ageSeconds: Schema.Number,
+  ageSeconds: Schema.Finite,
   /** The last ping round trip, null until one was measured. */
-  rttMillis: Schema.NullOr(Schema.Number),
-  streams: Schema.Number,
-  bufferedBytes: Schema.Number
+  rttMillis: Schema.NullOr(Schema.Finite),
+  streams: Schema.Finite,
+  bufferedBytes: Schema.Finite
 })
 
 /**
@@ -44,9 +44,9 @@ export type LinkStatus = typeof LinkStatus.Type
 export const ServiceStatus = Schema.Struct({
   name: Schema.String,
   address: Schema.String,
-  streams: Schema.Number,
-  bytesUp: Schema.Number,
-  bytesDown: Schema.Number
+  streams: Schema.Finite,
+  bytesUp: Schema.Finite,
+  bytesDown: Schema.Finite
 })
 
 /**
@@ -67,9 +67,9 @@ export const Status = Schema.Struct({
   role: Schema.Literals(["proxy", "server"]),
   version: Schema.String,
   runtime: Schema.String,
-  pid: Schema.Number,
+  pid: Schema.Finite,
   startedAt: Schema.String,
-  uptimeSeconds: Schema.Number,
+  uptimeSeconds: Schema.Finite,
   listen: Schema.String,
   upstream: Schema.NullOr(Schema.String),
   ready: Schema.Boolean,
@@ -77,8 +77,8 @@ export const Status = Schema.Struct({
   reason: Schema.NullOr(Schema.String),
   links: Schema.Array(LinkStatus),
   services: Schema.Array(ServiceStatus),
-  limits: Schema.Record(Schema.String, Schema.Number),
-  process: Schema.Struct({ rssBytes: Schema.Number, eventLoopDelaySeconds: Schema.Number })
+  limits: Schema.Record(Schema.String, Schema.Finite),
+  process: Schema.Struct({ rssBytes: Schema.Finite, eventLoopDelaySeconds: Schema.Finite })
 })
 
 /**

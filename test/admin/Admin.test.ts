@@ -136,27 +136,35 @@ describe("admin endpoint", () => {
 
           const withBody = yield* raw(
             address,
-            "GET /status HTTP/1.1\r\nHost: admin\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+            "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
           )
           assert.match(withBody.response, /^HTTP\/1\.1 413 /)
           const chunked = yield* raw(
             address,
-            "GET /status HTTP/1.1\r\nHost: admin\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+            "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
           )
           assert.match(chunked.response, /^HTTP\/1\.1 413 /)
 
           const huge = yield* raw(
             address,
-            `GET /status HTTP/1.1\r\nHost: admin\r\nX-Filler: ${"a".repeat(8192)}\r\nConnection: close\r\n\r\n`
+            `GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Filler: ${"a".repeat(8192)}\r\nConnection: close\r\n\r\n`
           )
           assert.match(huge.response, /^HTTP\/1\.1 431 /)
           assert.isTrue(huge.closed)
 
           // Headers that never end: the connection is answered 408 and closed within the request
           // timeout plus Node's checking interval, never held open.
-          const slow = yield* raw(address, "GET /status HTTP/1.1\r\nHost: admin\r\n", 5_000)
+          const slow = yield* raw(address, "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n", 5_000)
           assert.isTrue(slow.closed, "a stalled request is closed")
           assert.match(slow.response, /^(HTTP\/1\.1 408 |$)/)
+
+          // Bound to loopback: a request for another host (a page rebinding its DNS name) is refused.
+          const rebound = yield* raw(address, "GET /status HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
+          assert.match(rebound.response, /^HTTP\/1\.1 403 /)
+          for (const host of ["localhost:1234", "127.0.0.1", `127.0.0.1:${address.port}`, "[::1]:80", "LOCALHOST"]) {
+            const ok = yield* raw(address, `GET /healthz HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)
+            assert.match(ok.response, /^HTTP\/1\.1 200 /, host)
+          }
 
           // The endpoint still serves after all of that.
           assert.strictEqual((yield* request(address, "/healthz")).status, 200)

@@ -9,6 +9,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as Tcp from "../../src/transport/Tcp.ts"
 import { type CliProcess, root, spawnCli, spawnProcess } from "../e2e/helpers.ts"
 import { makePki } from "../security/certs.ts"
 import { request, until } from "./helpers.ts"
@@ -146,7 +147,7 @@ describe("admin endpoint of the plait processes", () => {
   )
 
   it.live(
-    "plait status: an unreachable endpoint exits 1 with one line; a bad --admin exits 2; --admin-token needs --admin",
+    "plait status: unreachable exits 1, a bad --admin exits 2; --admin-token needs --admin; a taken admin port exits 1",
     () =>
       Effect.gen(function* () {
         // Port 1 on loopback: nothing listens there.
@@ -156,6 +157,18 @@ describe("admin endpoint of the plait processes", () => {
         const bad = yield* status(["--admin", "nowhere"])
         assert.strictEqual(bad.code, 2)
         assert.include(bad.output, "--admin must be HOST:PORT")
+
+        // The admin port is taken: the process cannot start (exit 1) and says which address.
+        const taken = yield* Tcp.listen({ host: "127.0.0.1", port: 0 })
+        const busy = yield* spawnCli("node", "server", [
+          "--listen",
+          "127.0.0.1:0",
+          "--admin",
+          `127.0.0.1:${taken.address.port}`
+        ])
+        const busyExit = yield* busy.waitForExit("15 seconds")
+        assert.strictEqual(busyExit.code, 1)
+        assert.include(busy.output(), `admin: cannot listen on 127.0.0.1:${taken.address.port}`)
 
         const lonely = yield* spawnCli("node", "server", ["--listen", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN])
         const exit = yield* lonely.waitForExit("15 seconds")
