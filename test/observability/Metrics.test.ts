@@ -32,17 +32,19 @@ const sample = (exposition: string, series: string): number | undefined => {
 
 /** `n` echo round trips of `bytes` bytes each through the proxy. */
 const echoes = (address: Tcp.TcpAddress, n: number, bytes: number) =>
-  Effect.forEach(Array.from({ length: n }, (_, i) => i), (i) =>
-    Effect.scoped(
-      Effect.gen(function* () {
-        const client = yield* Tcp.connect(address)
-        yield* client.write([new Uint8Array(bytes).fill(i)])
-        yield* client.closeWrite
-        let got = 0
-        for (let chunk = yield* client.read; chunk !== null; chunk = yield* client.read) got += chunk.length
-        return got
-      })
-    )
+  Effect.forEach(
+    Array.from({ length: n }, (_, i) => i),
+    (i) =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const client = yield* Tcp.connect(address)
+          yield* client.write([new Uint8Array(bytes).fill(i)])
+          yield* client.closeWrite
+          let got = 0
+          for (let chunk = yield* client.read; chunk !== null; chunk = yield* client.read) got += chunk.length
+          return got
+        })
+      )
   )
 
 /** A plain TCP echo backend for the server to forward to. */

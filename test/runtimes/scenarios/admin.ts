@@ -100,7 +100,11 @@ runScenario(
       5_000
     )
     yield* check(body.startsWith("HTTP/1.1 413 "), "a request body: 413")
-    const huge = yield* raw(port, `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Filler: ${"a".repeat(20_000)}\r\n\r\n`, 5_000)
+    const huge = yield* raw(
+      port,
+      `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Filler: ${"a".repeat(20_000)}\r\n\r\n`,
+      5_000
+    )
     yield* check(huge.startsWith("HTTP/1.1 431 "), "a 20 KB request head: 431 and closed")
     const stalled = yield* raw(port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n", 5_000)
     yield* check(stalled !== "OPEN" && /^(HTTP\/1\.1 408 |$)/.test(stalled), "a stalled request: 408 and closed")
