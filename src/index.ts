@@ -5,8 +5,9 @@
  *
  * The public surface, one namespace per concept, in the order of the architecture:
  * protocol (`Constants`, `Frame`, `Decoder`) → session (`Session`, `MuxStream`, `MuxError`, `Config`,
- * `Adapters`) → transport (`Transport`, `Tcp`, `Tls`, `Auth`, `Negotiation`, `OpenMessage`,
- * `ProxyProtocol`, `Endpoint`, `Memory`, `Splice`) → client, proxy and server (`Client`, `Link`,
+ * `Adapters`) → resumption beneath the session (`Resume`, `ResumeError`) → transport (`Transport`,
+ * `Tcp`, `Tls`, `Auth`, `Negotiation`, `OpenMessage`, `ProxyProtocol`, `Endpoint`, `Memory`,
+ * `Splice`) → client, proxy and server (`Client`, `Link`,
  * `ProxyError`, `Proxy`, `Server`) → observability (`Events`, `Metrics`, `Observed`) → the admin
  * endpoint (`Admin`, `Status`). The command line (`src/cli/`, the `plait` binary) is not part of it.
  *
@@ -93,6 +94,19 @@ export * as Frame from "./protocol/Frame.ts"
  * @since 0.1.0
  */
 export * as Proxy from "./proxy/Proxy.ts"
+/**
+ * Streams that survive the loss of the link: the resumption layer beneath the session (resumable
+ * transport, dialler and acceptor handshakes, the registry of broken sessions).
+ *
+ * @since 0.1.0
+ */
+export * as Resume from "./resume/Resume.ts"
+/**
+ * The resumption layer's one error type, with tagged reasons (refusals, window expired, aborted).
+ *
+ * @since 0.1.0
+ */
+export * as ResumeError from "./resume/ResumeError.ts"
 /**
  * The server: accepts links and serves each stream with a handler (forward to a backend, echo, or
  * your own Effect).

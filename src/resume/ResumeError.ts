@@ -3,7 +3,7 @@
  *
  * Invariants: every reason says whether a *fresh* session may succeed where this one failed
  * (`isRetryable`), and every reason has a defined outcome:
- * - `Malformed`, `ProtocolViolation`, `Aborted`, `Expired`, `Refused`, `ServerUnverified`,
+ * - `Malformed`, `ProtocolViolation`, `Aborted`, `Expired`, `Refused`, `PeerUnverified`,
  *   `Closed`: the resumable session is over for good. The transport beneath the yamux session
  *   fails with a `TransportError` whose `cause` is this error, so the session fails as it does on
  *   a lost link today: every stream is reset promptly, the proxy's link dials a fresh session.
@@ -71,6 +71,8 @@ export type ViolationKind =
   | "EndMismatch"
   /** DATA after the peer's END. */
   | "DataAfterEnd"
+  /** More unacknowledged bytes than the agreed buffer: a peer that does not honour the bound. */
+  | "BufferOverrun"
 
 /**
  * The peer's positions contradict each other: a buggy or hostile peer.
@@ -127,7 +129,12 @@ export class Refused extends Data.TaggedError("Refused")<{
   }
 }
 
-/** Human-readable text of each refusal, for logs. */
+/**
+ * Human-readable text of each refusal, for logs.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
 export const refusalText: { readonly [K in RefusalReason]: string } = {
   UnknownTicket: "the server knows no session with this ticket (restarted, or the session ended)",
   Expired: "the session's resume window ran out",
@@ -139,13 +146,13 @@ export const refusalText: { readonly [K in RefusalReason]: string } = {
 }
 
 /**
- * The server could not prove it holds the session secret (a different token, or a machine in the
- * middle): the client refuses to continue over it.
+ * The accepting peer could not prove it holds the session secret (a different token, or a machine
+ * in the middle): the dialler refuses to continue over it.
  *
  * @since 0.1.0
  * @category errors
  */
-export class ServerUnverified extends Data.TaggedError("ServerUnverified")<{
+export class PeerUnverified extends Data.TaggedError("PeerUnverified")<{
   readonly message: string
 }> {
   get isRetryable(): boolean {
@@ -209,7 +216,7 @@ export class Closed extends Data.TaggedError("Closed")<{
  * @since 0.1.0
  * @category errors
  */
-export type ResumeErrorReason = Malformed | ProtocolViolation | Refused | ServerUnverified | Expired | Aborted | Closed
+export type ResumeErrorReason = Malformed | ProtocolViolation | Refused | PeerUnverified | Expired | Aborted | Closed
 
 /**
  * The error of the resumption layer. Match on `reason._tag`.

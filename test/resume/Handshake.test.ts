@@ -143,6 +143,7 @@ const hello = (options: {
   const clientHello: ClientHello = {
     _tag: "ClientHello",
     flags: options.clientFlags ?? FLAG_RESUME,
+    bufferBytes: 1 << 20,
     key: clientShare.publicKey
   }
   const helloBytes = encodeMessage(clientHello)
@@ -157,7 +158,7 @@ const hello = (options: {
   options.tamper?.(replyBytes)
   const parsed = parseMessage(replyBytes, ["ServerHello"])
   assert.ok(parsed !== undefined && !(parsed instanceof ResumeError))
-  const client = acceptHello(clientShare, helloBytes, parsed.message as ServerHello, replyBytes, {
+  const client = acceptHello(clientShare, helloBytes, 1 << 20, parsed.message as ServerHello, replyBytes, {
     token: enc.encode(options.clientToken ?? ""),
     binding: enc.encode(options.clientBinding ?? "")
   })

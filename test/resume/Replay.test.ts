@@ -111,10 +111,13 @@ describe("Replay: output records", () => {
     ])
   })
 
-  it("an ACK rides along with DATA whenever something was received, without being due", () => {
+  it("an ACK rides along with DATA whenever something was delivered, without being due", () => {
     const s = make(4096, 100_000)
     s.input(dataRecord(bytesOf(10)))
-    assert.isFalse(s.hasOutput, "10 bytes received do not make an ACK due")
+    s.append(bytesOf(1))
+    assert.deepStrictEqual(records(s.takeOutput()), [{ _tag: "Data", length: 1 }], "received is not delivered")
+    assert.isFalse(s.deliver(10), "10 bytes delivered do not make an ACK due")
+    assert.isFalse(s.hasOutput)
     s.append(bytesOf(3))
     assert.deepStrictEqual(records(s.takeOutput()), [
       { _tag: "Ack", position: 10 },
@@ -124,11 +127,13 @@ describe("Replay: output records", () => {
     assert.deepStrictEqual(records(s.takeOutput()), [{ _tag: "Data", length: 3 }], "nothing new to acknowledge")
   })
 
-  it("an ACK is due alone once ackEveryBytes are unacknowledged, and on request", () => {
+  it("an ACK is due alone once ackEveryBytes delivered are unacknowledged, and on request", () => {
     const s = make(4096, 256)
-    s.input(dataRecord(bytesOf(255)))
+    s.input(dataRecord(bytesOf(256)))
+    assert.isFalse(s.hasOutput, "received, not delivered: nothing to acknowledge yet")
+    assert.isFalse(s.deliver(255))
     assert.isFalse(s.hasOutput)
-    s.input(dataRecord(bytesOf(1)))
+    assert.isTrue(s.deliver(1))
     assert.isTrue(s.hasOutput)
     assert.deepStrictEqual(records(s.takeOutput()), [{ _tag: "Ack", position: 256 }])
     assert.isFalse(s.hasOutput)
@@ -165,6 +170,14 @@ describe("Replay: input accounting", () => {
     const s = make()
     s.append(bytesOf(10))
     assert.strictEqual(violationKind(s.input(encodeAck(5)).error), "AckBeyondSent")
+  })
+
+  it("more undelivered bytes than the agreed capacity is BufferOverrun (a peer that ignores the bound)", () => {
+    const s = make(1000)
+    assert.isUndefined(s.input(dataRecord(bytesOf(1000))).error, "exactly the capacity is fine")
+    s.deliver(1)
+    assert.isUndefined(s.input(dataRecord(bytesOf(1))).error)
+    assert.strictEqual(violationKind(s.input(dataRecord(bytesOf(1))).error), "BufferOverrun")
   })
 
   it("an ACK below an earlier one is AckBackwards", () => {
@@ -233,16 +246,19 @@ describe("Replay: rewinding on a new connection", () => {
     assert.throws(() => s.rewind(11), RangeError)
   })
 
-  it("a rewind mid-record starts the new connection at a record boundary", () => {
+  it("a rewind mid-record starts the new connection at a record boundary and drops undelivered input", () => {
     const s = make()
+    s.input(dataRecord(bytesOf(3)))
+    s.deliver(3)
     s.input(dataRecord(bytesOf(10)).subarray(0, 7))
     assert.isTrue(s.decoder.midRecord)
-    assert.strictEqual(s.received, 2)
+    assert.strictEqual(s.received, 5)
     s.rewind(0)
     assert.isFalse(s.decoder.midRecord)
-    const r = s.input(dataRecord(bytesOf(8).subarray(2)))
+    assert.strictEqual(s.received, 3, "the peer sends again from what was delivered")
+    const r = s.input(dataRecord(bytesOf(10)))
     assert.isUndefined(r.error)
-    assert.strictEqual(s.received, 8)
+    assert.strictEqual(s.received, 13)
   })
 
   it("END is sent again after a rewind", () => {
@@ -254,6 +270,27 @@ describe("Replay: rewinding on a new connection", () => {
     s.rewind(5)
     assert.deepStrictEqual(records(s.takeOutput()), [{ _tag: "End", position: 5 }])
   })
+
+  it("after the peer's END nothing is dropped: its whole direction is held and reported", () => {
+    const s = make()
+    s.input(join([dataRecord(bytesOf(4)), encodeEnd(4)]))
+    s.deliver(2)
+    s.dropUndelivered()
+    assert.strictEqual(s.received, 4, "all of the peer's bytes are here")
+    s.rewind(0)
+    assert.isTrue(s.peerEnded)
+    assert.isUndefined(s.input(encodeEnd(4)).error, "the END the peer sends again is harmless")
+  })
+
+  it("without END, undelivered input is dropped: the position to report falls back to delivered", () => {
+    const s = make()
+    s.input(dataRecord(bytesOf(10)))
+    s.deliver(3)
+    s.dropUndelivered()
+    assert.strictEqual(s.received, 3)
+    assert.isUndefined(s.input(dataRecord(bytesOf(7))).error)
+    assert.strictEqual(s.received, 10)
+  })
 })
 
 /** One direction of a simulated connection: bytes in flight, not yet delivered. */
@@ -263,6 +300,7 @@ interface Wire {
 
 type Step =
   | { readonly _tag: "write"; readonly side: 0 | 1; readonly size: number }
+  | { readonly _tag: "consume"; readonly side: 0 | 1; readonly size: number }
   | { readonly _tag: "send"; readonly side: 0 | 1 }
   | { readonly _tag: "deliver"; readonly side: 0 | 1; readonly size: number }
   | { readonly _tag: "cut"; readonly keepA: number; readonly keepB: number }
@@ -314,6 +352,8 @@ describe("Replay: property over a connection cut at random points", () => {
           const wires: [Wire, Wire] = [{ inFlight: [] }, { inFlight: [] }]
           const sent: [Array<number>, Array<number>] = [[], []]
           const got: [Array<number>, Array<number>] = [[], []]
+          // Received, not yet delivered: what a session has not read.
+          const inbox: [Array<number>, Array<number>] = [[], []]
           let seed = 0
 
           const write = (side: 0 | 1, size: number) => {
@@ -331,7 +371,12 @@ describe("Replay: property over a connection cut at random points", () => {
             if (bytes.length === 0) return
             const r = sides[to].input(bytes)
             if (r.error !== undefined) throw new Error(`side ${to}: ${r.error.message}`)
-            for (const d of r.data) got[to].push(...d)
+            for (const d of r.data) inbox[to].push(...d)
+          }
+          const consume = (side: 0 | 1, size: number) => {
+            const taken = inbox[side].splice(0, size)
+            got[side].push(...taken)
+            sides[side].deliver(taken.length)
           }
           const cut = (keepA: number, keepB: number) => {
             // Part of what was in flight still arrives (possibly ending mid-record), the rest is lost.
@@ -339,19 +384,29 @@ describe("Replay: property over a connection cut at random points", () => {
             deliver(1, keepB)
             wires[0].inFlight = []
             wires[1].inFlight = []
+            // What was received but not delivered is dropped; the peer sends it again.
             const [a, b] = sides
+            a.dropUndelivered()
+            b.dropUndelivered()
+            inbox[0] = []
+            inbox[1] = []
             assert.isTrue(a.canRewind(b.received), "A cannot serve B's position")
             assert.isTrue(b.canRewind(a.received), "B cannot serve A's position")
-            a.rewind(b.received)
-            b.rewind(a.received)
+            const [bReceived, aReceived] = [b.received, a.received]
+            a.rewind(bReceived)
+            b.rewind(aReceived)
           }
 
           for (const s of steps) {
             if (s._tag === "write") write(s.side, s.size)
+            else if (s._tag === "consume") consume(s.side, s.size)
             else if (s._tag === "send") send(s.side)
             else if (s._tag === "deliver") deliver(s.side, s.size)
             else cut(s.keepA, s.keepB)
-            for (const side of sides) assert.isAtMost(side.unacked, capacity)
+            for (const side of sides) {
+              assert.isAtMost(side.unacked, capacity)
+              assert.isAtMost(side.received - side.delivered, capacity)
+            }
           }
           // Drain: send and deliver until both are quiet (bounded: each pass moves at least one record).
           for (let i = 0; i < 10_000; i++) {
@@ -359,12 +414,14 @@ describe("Replay: property over a connection cut at random points", () => {
             send(1)
             deliver(0, 1 << 20)
             deliver(1, 1 << 20)
+            consume(0, 1 << 20)
+            consume(1, 1 << 20)
             if (!sides[0].hasOutput && !sides[1].hasOutput) break
           }
           assert.deepStrictEqual(got[1], sent[0], "A → B")
           assert.deepStrictEqual(got[0], sent[1], "B → A")
-          assert.strictEqual(sides[1].received, sent[0].length)
-          assert.strictEqual(sides[0].received, sent[1].length)
+          assert.strictEqual(sides[1].delivered, sent[0].length)
+          assert.strictEqual(sides[0].delivered, sent[1].length)
         }
       ),
       { numRuns: 300 }

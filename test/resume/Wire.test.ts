@@ -111,7 +111,10 @@ describe("Resume wire: handshake messages", () => {
   })
 
   it("encoding refuses fields of the wrong size or out of range (a programming error)", () => {
-    assert.throws(() => encodeMessage({ _tag: "ClientHello", flags: 1, key: new Uint8Array(31) }), RangeError)
+    assert.throws(
+      () => encodeMessage({ _tag: "ClientHello", flags: 1, bufferBytes: 1 << 20, key: new Uint8Array(31) }),
+      RangeError
+    )
     assert.throws(
       () =>
         encodeMessage({

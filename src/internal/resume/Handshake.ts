@@ -39,6 +39,9 @@ import {
 /** Failed proofs for one ticket after which it is revoked. */
 export const MAX_FAILED_PROOFS = 8
 
+/** The smallest replay buffer a side may advertise; a hello with less is declined. */
+export const MIN_BUFFER_BYTES = 64 * 1024
+
 /** Channel-binding material and the token, shared by both steps. */
 export interface Keying {
   /** The shared `--token` as bytes; empty without one. */
@@ -51,7 +54,14 @@ export interface Keying {
 export interface ServerHelloResult {
   readonly bytes: Uint8Array
   /** `undefined` when resumption was not granted (plain session follows). */
-  readonly session: { readonly ticket: Uint8Array; readonly secret: Uint8Array } | undefined
+  readonly session:
+    | {
+        readonly ticket: Uint8Array
+        readonly secret: Uint8Array
+        /** The smaller of both sides' buffers: what both run with. */
+        readonly capacity: number
+      }
+    | undefined
 }
 
 /** Settings the server announces. */
@@ -79,8 +89,9 @@ export const declineBytes = (): Uint8Array =>
 
 /**
  * The server's step: grants a resumable session (a ticket and the secret) when the client asks and
- * the server resumes, else declines. A client key that yields no shared secret is declined too
- * (the session is then plain; nothing resumable exists to attack).
+ * the server resumes, else declines. A client key that yields no shared secret, or a buffer below
+ * {@link MIN_BUFFER_BYTES}, is declined too (the session is then plain; nothing resumable exists
+ * to attack).
  */
 export const answerHello = (
   hello: ClientHello,
@@ -89,7 +100,9 @@ export const answerHello = (
   keying: Keying,
   terms: ServerTerms
 ): ServerHelloResult => {
-  if ((hello.flags & FLAG_RESUME) === 0 || terms.windowMillis <= 0) return { bytes: declineBytes(), session: undefined }
+  if ((hello.flags & FLAG_RESUME) === 0 || terms.windowMillis <= 0 || hello.bufferBytes < MIN_BUFFER_BYTES) {
+    return { bytes: declineBytes(), session: undefined }
+  }
   const shared = agree(share, hello.key)
   if (shared === undefined) return { bytes: declineBytes(), session: undefined }
   const ticket = makeTicket()
@@ -112,7 +125,7 @@ export const answerHello = (
   })
   const prefixLength = bytes.length - PROOF_LENGTH
   bytes.set(confirmTag(secret, helloBytes, bytes.subarray(0, prefixLength)), prefixLength)
-  return { bytes, session: { ticket, secret } }
+  return { bytes, session: { ticket, secret, capacity: Math.min(terms.bufferBytes, hello.bufferBytes) } }
 }
 
 /** The client's view of a ServerHello. */
@@ -123,21 +136,30 @@ export type HelloOutcome =
       readonly ticket: Uint8Array
       readonly secret: Uint8Array
       readonly windowMillis: number
+      /** The smaller of both sides' buffers: what both run with. */
+      readonly capacity: number
     }
   /** The server declined: the session runs plain over the connection. */
   | { readonly _tag: "Declined" }
   /** The confirm tag does not verify (another token, or a machine in the middle). */
   | { readonly _tag: "Unverified"; readonly message: string }
 
-/** The client's step: checks the ServerHello against its own hello and key. */
+/** The client's step: checks the ServerHello against its own hello (`ownBufferBytes` in it) and key. */
 export const acceptHello = (
   share: KeyShare,
   helloBytes: Uint8Array,
+  ownBufferBytes: number,
   reply: ServerHello,
   replyBytes: Uint8Array,
   keying: Keying
 ): HelloOutcome => {
   if ((reply.flags & FLAG_RESUME) === 0) return { _tag: "Declined" }
+  if (reply.bufferBytes < MIN_BUFFER_BYTES) {
+    return {
+      _tag: "Unverified",
+      message: `the server's replay buffer of ${reply.bufferBytes} bytes is below the minimum`
+    }
+  }
   const shared = agree(share, reply.key)
   if (shared === undefined) return { _tag: "Unverified", message: "the server's key share is invalid" }
   const secret = deriveSecret({
@@ -155,7 +177,13 @@ export const acceptHello = (
       message: "the server could not confirm the session secret (a different --token on the server?)"
     }
   }
-  return { _tag: "Granted", ticket: reply.ticket, secret, windowMillis: reply.windowMillis }
+  return {
+    _tag: "Granted",
+    ticket: reply.ticket,
+    secret,
+    windowMillis: reply.windowMillis,
+    capacity: Math.min(ownBufferBytes, reply.bufferBytes)
+  }
 }
 
 /** What the server knows of one resumable session. */

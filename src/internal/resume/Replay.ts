@@ -11,14 +11,20 @@
  * - `transmitted`: bytes handed to the current connection. `takeOutput` advances it.
  * - `acked`: the peer confirmed receipt; `[acked, written)` is held for replay, by reference (the
  *   chunks the session writes are fresh and never modified after `write`, as with every transport).
- * Inbound: `received` bytes of the peer's direction were decoded; an ACK goes out once
- * `received − ackSent ≥ ackEveryBytes`, on request (timer, heartbeat), and piggybacked on any DATA
- * this side sends.
- * Resume: both sides exchange their `received` in the handshake; `rewind(peerReceived)` releases
- * what the peer has and makes `transmitted = peerReceived`, so the replay starts exactly at the
- * first byte the peer lacks: every byte is delivered once, in order. A position outside
- * `[acked, written]` cannot be served (the bytes are gone, or were never sent): `canRewind` says so
- * before anything changes.
+ * Inbound, `delivered ≤ received`: `received` bytes of the peer's direction were decoded,
+ * `delivered` of them were handed to the session. ACKs report `delivered` — so what arrived but
+ * was not yet read stays in the *peer's* replay buffer, and the peer's bound bounds this side's
+ * inbox too: `received − delivered ≤ capacity`, else the peer overran the buffer
+ * (`BufferOverrun`). Both sides run with the same `capacity`, the smaller of the two advertised in
+ * the hellos. An ACK goes out once `delivered − ackSent ≥ ackEveryBytes`, on request (timer,
+ * heartbeat), and piggybacked on any DATA this side sends.
+ * Resume: a lost connection drops this side's undelivered input (`received = delivered`: the peer
+ * replays it; see {@link ReplayState.dropUndelivered}); both sides exchange their `received` in
+ * the handshake; `rewind(peerReceived)` releases what the peer has and makes `transmitted =
+ * peerReceived`, so the replay starts exactly at the first byte the peer lacks: every byte is
+ * delivered once, in order. A position outside `[acked, written]`
+ * cannot be served (the bytes are gone, or were never sent): `canRewind` says so before anything
+ * changes.
  *
  * @since 0.1.0
  */
@@ -27,9 +33,12 @@ import { encodeEnd, RECORD_HEADER, RecordDecoder, RecordType, writeU64 } from ".
 
 /** Settings of a {@link ReplayState}. */
 export interface ReplayOptions {
-  /** Unacknowledged outbound bytes held at most (the replay buffer). */
+  /**
+   * Unacknowledged outbound bytes held at most (the replay buffer), and received-but-undelivered
+   * inbound bytes accepted at most: the same on both sides (the smaller of the two advertised).
+   */
   readonly capacity: number
-  /** Unacknowledged inbound bytes after which an ACK is due. */
+  /** Delivered bytes not yet acknowledged after which an ACK is due. */
   readonly ackEveryBytes: number
   /** Largest outbound DATA record payload. */
   readonly maxRecordBytes: number
@@ -73,13 +82,17 @@ export class ReplayState {
   replayed = 0
 
   // Inbound -------------------------------------------------------------------------------------
+  /** Bytes of the peer's direction decoded. */
   received = 0
+  /** Of those, handed to the session (what ACKs and resume requests report). */
+  delivered = 0
   /** The last position this side acknowledged (by ACK or in a resume handshake). */
   ackSent = 0
   /** An ACK goes out with the next output even without DATA. */
   ackDue = false
-  /** The peer sent END. */
+  /** The peer sent END, at `peerEndAt`. */
   peerEnded = false
+  peerEndAt = -1
 
   constructor(options: ReplayOptions) {
     this.capacity = options.capacity
@@ -128,7 +141,7 @@ export class ReplayState {
    */
   takeOutput(): Array<Uint8Array> {
     const pending = this.written - this.transmitted
-    const ack = this.ackDue || (pending > 0 && this.received > this.ackSent)
+    const ack = this.ackDue || (pending > 0 && this.delivered > this.ackSent)
     const n = Math.min(pending, this.maxRecordBytes)
     const headerBytes = (ack ? RECORD_HEADER.Ack : 0) + (n > 0 ? RECORD_HEADER.Data : 0)
     const out: Array<Uint8Array> = []
@@ -138,9 +151,9 @@ export class ReplayState {
       let at = 0
       if (ack) {
         header[0] = RecordType.Ack
-        writeU64(header, 1, this.received)
+        writeU64(header, 1, this.delivered)
         at = RECORD_HEADER.Ack
-        this.ackSent = this.received
+        this.ackSent = this.delivered
         this.ackDue = false
       }
       if (n > 0) {
@@ -195,6 +208,13 @@ export class ReplayState {
             break
           }
           this.received += record.bytes.length
+          if (this.received - this.delivered > this.capacity) {
+            error = violation(
+              "BufferOverrun",
+              `the peer sent ${this.received - this.delivered} unacknowledged bytes; the buffer is ${this.capacity}`
+            )
+            break
+          }
           data.push(record.bytes)
           break
         case "Ack":
@@ -212,6 +232,7 @@ export class ReplayState {
             error = violation("EndMismatch", `END at ${record.position}, but ${this.received} bytes were received`)
           } else {
             this.peerEnded = true
+            this.peerEndAt = record.position
           }
           break
         case "Abort":
@@ -219,8 +240,14 @@ export class ReplayState {
           break
       }
     }
-    if (this.received - this.ackSent >= this.ackEveryBytes) this.ackDue = true
     return { data, released, error }
+  }
+
+  /** The session took `n` received bytes; returns whether an ACK is now due. */
+  deliver(n: number): boolean {
+    this.delivered += n
+    if (this.delivered - this.ackSent >= this.ackEveryBytes) this.ackDue = true
+    return this.ackDue
   }
 
   /** Whether the session can continue with a peer that has received `position` bytes. */
@@ -230,8 +257,9 @@ export class ReplayState {
 
   /**
    * Continues on a new connection: the peer has `peerReceived` bytes (checked with
-   * {@link canRewind} first) and was told `received` in the handshake. Returns the bytes that will
-   * be sent again.
+   * {@link canRewind} first) and was told `delivered` in the handshake; undelivered input is
+   * dropped (the caller drops its inbox), the peer sends it again. Returns the bytes this side
+   * will send again.
    */
   rewind(peerReceived: number): number {
     if (!this.canRewind(peerReceived)) {
@@ -244,10 +272,24 @@ export class ReplayState {
     this.transmitted = peerReceived
     this.endTransmitted = false
     this.decoder.reset()
+    this.dropUndelivered()
     this.ackSent = this.received
     this.ackDue = false
     this.replayed += again
     return again
+  }
+
+  /**
+   * Forgets input that arrived but was not delivered (the connection it came on is gone): the
+   * peer sends it again from `delivered`, so `received` — the position a resume reports — stays
+   * fixed while a resume is in flight. After the peer's END nothing is dropped: its direction is
+   * complete and held here (no more than `capacity`, since no DATA follows), and the resume
+   * reports all of it.
+   */
+  dropUndelivered(): void {
+    if (this.peerEnded) return
+    this.received = this.delivered
+    this.decoder.reset()
   }
 
   /** Drops `[acked, position)` from the front of the buffer. */

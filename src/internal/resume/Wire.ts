@@ -7,18 +7,18 @@
  *
  * | type | message | direction | body |
  * |---|---|---|---|
- * | 0x01 | ClientHello | proxy → server | flags u32, X25519 key 32 |
- * | 0x02 | ServerHello | server → proxy | flags u32, X25519 key 32, ticket 16, window ms u32, buffer bytes u32, confirm 32 |
- * | 0x03 | ResumeRequest | proxy → server | ticket 16, attempt u64, received u64, proof 32 |
- * | 0x04 | ResumeAccept | server → proxy | received u64, proof 32 |
- * | 0x05 | Refused | server → proxy | reason u8 |
+ * | 0x01 | ClientHello | dialler → acceptor | flags u32, buffer bytes u32, X25519 key 32 |
+ * | 0x02 | ServerHello | acceptor → dialler | flags u32, X25519 key 32, ticket 16, window ms u32, buffer bytes u32, confirm 32 |
+ * | 0x03 | ResumeRequest | dialler → acceptor | ticket 16, attempt u64, received u64, proof 32 |
+ * | 0x04 | ResumeAccept | acceptor → dialler | received u64, proof 32 |
+ * | 0x05 | Refused | acceptor → dialler | reason u8 |
  *
  * Data-phase records (after the handshake; every byte of the yamux session travels in DATA):
  *
  * | type | record | fields |
  * |---|---|---|
  * | 0x01 | DATA | length u32 (1 .. 1 MiB), then that many payload bytes |
- * | 0x02 | ACK | position u64: bytes of the other direction received so far |
+ * | 0x02 | ACK | position u64: bytes of the other direction delivered so far |
  * | 0x03 | END | position u64: the sender's final position (no more DATA) |
  * | 0x04 | ABORT | code u8: the sender ended the session for good |
  *
@@ -84,7 +84,7 @@ export const RECORD_HEADER: { readonly [K in keyof typeof RecordType]: number } 
 
 /** Body length of each handshake message type. */
 const BODY_LENGTH: { readonly [type: number]: number } = {
-  [MessageType.ClientHello]: 4 + KEY_LENGTH,
+  [MessageType.ClientHello]: 4 + 4 + KEY_LENGTH,
   [MessageType.ServerHello]: 4 + KEY_LENGTH + TICKET_LENGTH + 4 + 4 + PROOF_LENGTH,
   [MessageType.ResumeRequest]: TICKET_LENGTH + 8 + 8 + PROOF_LENGTH,
   [MessageType.ResumeAccept]: 8 + PROOF_LENGTH,
@@ -120,7 +120,9 @@ export const AbortCode = {
 export interface ClientHello {
   readonly _tag: "ClientHello"
   readonly flags: number
-  /** The client's ephemeral X25519 public key. */
+  /** The dialler's replay buffer per direction; both sides use the smaller of the two. */
+  readonly bufferBytes: number
+  /** The dialler's ephemeral X25519 public key. */
   readonly key: Uint8Array
 }
 
@@ -132,7 +134,7 @@ export interface ServerHello {
   readonly ticket: Uint8Array
   /** How long the server keeps a broken session for a resume. */
   readonly windowMillis: number
-  /** The server's replay buffer per direction (informative). */
+  /** The acceptor's replay buffer per direction; both sides use the smaller of the two. */
   readonly bufferBytes: number
   /** HMAC(secret, transcript): the server derived the same secret. */
   readonly confirm: Uint8Array
@@ -246,6 +248,7 @@ export const encodeMessage = (message: Message): Uint8Array => {
   switch (message._tag) {
     case "ClientHello":
       putU32(message.flags)
+      putU32(message.bufferBytes)
       put("key", message.key, KEY_LENGTH)
       break
     case "ServerHello":
@@ -330,7 +333,15 @@ export const parseMessage = (
   const consumed = MESSAGE_HEADER + length
   switch (type) {
     case MessageType.ClientHello:
-      return { message: { _tag: "ClientHello", flags: readU32(body, 0), key: take(4, KEY_LENGTH) }, consumed }
+      return {
+        message: {
+          _tag: "ClientHello",
+          flags: readU32(body, 0),
+          bufferBytes: readU32(body, 4),
+          key: take(8, KEY_LENGTH)
+        },
+        consumed
+      }
     case MessageType.ServerHello:
       return {
         message: {
