@@ -62,7 +62,13 @@ export interface Fixture {
  * An echo backend, a server forwarding to it, a proxy with a healthy workload through it. The
  * attackers' sockets live in the test's scope.
  */
-export const setup = (options: { readonly session?: Partial<SessionConfig>; readonly maxSessions?: number } = {}) =>
+export const setup = (
+  options: {
+    readonly session?: Partial<SessionConfig>
+    readonly maxSessions?: number
+    readonly negotiationTimeoutMillis?: number
+  } = {}
+) =>
   Effect.gen(function* () {
     const testScope = yield* Effect.scope
     const backend = yield* startEchoBackend
@@ -71,7 +77,10 @@ export const setup = (options: { readonly session?: Partial<SessionConfig>; read
       handler: Server.forward({ host: "127.0.0.1", port: backend.port }),
       drainMillis: 1_000,
       ...(options.session === undefined ? {} : { session: options.session }),
-      ...(options.maxSessions === undefined ? {} : { maxSessions: options.maxSessions })
+      ...(options.maxSessions === undefined ? {} : { maxSessions: options.maxSessions }),
+      ...(options.negotiationTimeoutMillis === undefined
+        ? {}
+        : { negotiationTimeoutMillis: options.negotiationTimeoutMillis })
     })
     const proxy = yield* Proxy.make({ listen: { host: "127.0.0.1", port: 0 }, upstream: server.address })
     const healthy = yield* startHealthy(proxy.address.port, {
