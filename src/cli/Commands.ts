@@ -11,6 +11,7 @@
  */
 import { Effect, Redacted, type Scope } from "effect"
 import * as Admin from "../admin/Admin.ts"
+import type * as LinkListener from "../client/LinkListener.ts"
 import type * as Events from "../observability/Events.ts"
 import * as Observed from "../observability/Observed.ts"
 import * as PlaitProxy from "../proxy/Proxy.ts"
@@ -18,29 +19,81 @@ import * as Server from "../server/Server.ts"
 import * as Auth from "../transport/Auth.ts"
 import * as Tcp from "../transport/Tcp.ts"
 import * as Tls from "../transport/Tls.ts"
-import { type Command, type Commands, configError, isLoopback, withObservability } from "./Main.ts"
 import {
+  type Command,
+  type Commands,
+  changedKeys,
+  configError,
+  isLoopback,
+  type Running,
+  withObservability
+} from "./Main.ts"
+import {
+  type AnySetting,
   type CommonConfig,
+  configKey,
   formatAddress,
   OptionsError,
   type ProxyConfig,
+  proxySettings,
   type ServerConfig,
+  type Settings,
+  serverSettings,
   sessionOptions
 } from "./Options.ts"
 import * as Security from "./Security.ts"
 
-/** Named services are configured here first; until the proxy and server serve them, say so and stop. */
-const refuseServices = (command: string, count: number) =>
-  count === 0
-    ? Effect.void
-    : Effect.fail(
-        new OptionsError({
-          command,
-          setting: "--service",
-          detail:
-            "--service (or the config file's services) is not supported by this build yet: only the default service (--listen/--target) is served"
-        })
-      )
+/** The proxy's service table: the default service on `--listen`, the named ones on theirs. */
+const proxyServices = (config: ProxyConfig): Record<string, PlaitProxy.ServiceListen> => {
+  const out: Record<string, PlaitProxy.ServiceListen> = {
+    [Server.DEFAULT_SERVICE]: { listen: config.listen, acceptProxyProtocol: config.acceptProxyProtocol }
+  }
+  for (const service of config.services) {
+    out[service.name] = { listen: service.listen, acceptProxyProtocol: config.acceptProxyProtocol }
+  }
+  return out
+}
+
+/** The server's service table: the default service (`--target`, or the echo), and the named ones. */
+const serverServices = (config: ServerConfig): Record<string, Server.Service> => {
+  const out: Record<string, Server.Service> = {
+    [Server.DEFAULT_SERVICE]: config.target === undefined ? Server.echo : { target: config.target }
+  }
+  for (const service of config.services) {
+    out[service.name] =
+      service.proxyProtocol === undefined
+        ? { target: service.target }
+        : { target: service.target, proxyProtocol: service.proxyProtocol }
+  }
+  return out
+}
+
+/**
+ * What a SIGHUP can change while running: the services (added, removed, moved). Other changed
+ * settings are listed as taking effect at the next start.
+ */
+const reloadWith = <C>(
+  command: string,
+  settings: Settings<C>,
+  initial: C,
+  live: ReadonlyArray<keyof C & string>,
+  apply: (config: C) => Effect.Effect<unknown, unknown>
+): Running<C> => {
+  let current = initial
+  return {
+    reload: (next) =>
+      Effect.gen(function* () {
+        yield* apply(next)
+        const later = changedKeys(settings, current, next).filter(
+          (key) => !live.some((field) => configKey(settings[field] as AnySetting) === key)
+        )
+        current = next
+        if (later.length > 0) {
+          yield* Effect.logWarning(`${command}: ${later.join(", ")} changed: they take effect at the next start`)
+        }
+      })
+  }
+}
 
 /** Admin tokens shorter than this draw a warning (as the link token does). */
 const MIN_ADMIN_TOKEN_LENGTH = 16
@@ -75,6 +128,64 @@ const startAdmin = (
   })
 
 /**
+ * The proxy's `--link-listen`: servers dial in. The TLS flags serve TLS as a server's do
+ * (`--tls-cert`/`--tls-key`, `--tls-ca` for client certificates); the token is checked as a server
+ * checks it. `--tls` alone or `--tls-servername` (dialling flags) are refused, naming the flag.
+ */
+const acceptedLink = (config: ProxyConfig, token: string | undefined) =>
+  Effect.gen(function* () {
+    if (config.tlsServername !== undefined) {
+      return yield* new OptionsError({
+        command: "proxy",
+        setting: "--tls-servername",
+        detail: "--tls-servername is for dialling; with --link-listen the server checks this proxy's certificate"
+      })
+    }
+    if (config.tls && config.tlsCert === undefined) {
+      return yield* new OptionsError({
+        command: "proxy",
+        setting: "--tls",
+        detail: "with --link-listen, TLS is served: give --tls-cert and --tls-key"
+      })
+    }
+    const tls = yield* Security.serverOptionsFromFlags(config).pipe(Effect.mapError(configError("proxy")))
+    const address = config.linkListen!
+    if (!isLoopback(address.host) && token === undefined) {
+      yield* Effect.logWarning(
+        `proxy: WARNING: accepting links on ${formatAddress(address)}, beyond loopback, without a token: whoever connects there first gets this proxy's client streams (see --token, and --tls-cert/--tls-key)`
+      )
+    }
+    const auth = token === undefined ? undefined : Auth.makeServer(token)
+    const options: LinkListener.LinkListenOptions = {
+      listen: address,
+      ...(tls === undefined ? {} : { listener: (at: Tcp.TcpAddress) => Tls.listen(at, tls) }),
+      ...(auth === undefined ? {} : { handshake: auth.handshake })
+    }
+    return options
+  })
+
+/**
+ * The server's `--connect`: it dials the proxy. The TLS flags dial with TLS as a proxy's do
+ * (`--tls`, `--tls-ca`, `--tls-cert`/`--tls-key` for a client certificate, `--tls-servername`).
+ */
+const dialledLink = (config: ServerConfig, token: string | undefined) =>
+  Effect.gen(function* () {
+    const address = config.connect!
+    const tls = yield* Security.clientOptionsFromFlags(config).pipe(Effect.mapError(configError("server")))
+    if (!isLoopback(address.host) && tls === undefined && token === undefined) {
+      yield* Effect.logWarning(
+        `server: the link to ${formatAddress(address)} leaves this machine without TLS or a token: traffic is readable and unauthenticated (see --tls, --token)`
+      )
+    }
+    const plain = tls === undefined ? Tcp.connect(address) : Tls.connect(address, tls)
+    const options: Server.ConnectOptions = {
+      address,
+      dial: token === undefined ? plain : Effect.flatMap(plain, Auth.client(token))
+    }
+    return options
+  })
+
+/**
  * `plait proxy`: accepts client TCP connections and carries each over one multiplexed link to a
  * plait server.
  *
@@ -87,9 +198,12 @@ export const proxy: Command<ProxyConfig> = {
   start: (config) =>
     withObservability(
       Effect.gen(function* () {
-        yield* refuseServices("proxy", config.services.length)
-        const tls = yield* Security.clientOptionsFromFlags(config).pipe(Effect.mapError(configError("proxy")))
         const token = yield* Security.tokenFromFlags(config, {}).pipe(Effect.mapError(configError("proxy")))
+        const linkListen = config.linkListen === undefined ? undefined : yield* acceptedLink(config, token)
+        const tls =
+          linkListen === undefined
+            ? yield* Security.clientOptionsFromFlags(config).pipe(Effect.mapError(configError("proxy")))
+            : undefined
         const plain = tls === undefined ? Tcp.connect(config.upstream) : Tls.connect(config.upstream, tls)
         const dial = token === undefined ? plain : Effect.flatMap(plain, Auth.client(token))
         if (!isLoopback(config.listen.host)) {
@@ -97,7 +211,7 @@ export const proxy: Command<ProxyConfig> = {
             `proxy: listening on ${formatAddress(config.listen)}, beyond loopback: anyone who can reach it can use the tunnel`
           )
         }
-        if (!isLoopback(config.upstream.host) && tls === undefined && token === undefined) {
+        if (linkListen === undefined && !isLoopback(config.upstream.host) && tls === undefined && token === undefined) {
           yield* Effect.logWarning(
             `proxy: the link to ${formatAddress(config.upstream)} leaves this machine without TLS or a token: traffic is readable and unauthenticated (see --tls, --token)`
           )
@@ -106,12 +220,18 @@ export const proxy: Command<ProxyConfig> = {
           listen: config.listen,
           upstream: config.upstream,
           dial,
+          services: proxyServices(config),
+          acceptProxyProtocol: config.acceptProxyProtocol,
+          ...(linkListen === undefined ? {} : { linkListen }),
           session: sessionOptions(config),
           linkWaitMillis: config.linkWaitMillis,
           maxClients: config.maxClients,
           drainMillis: config.drainMillis
         })
         yield* startAdmin("proxy", config, Observed.fromProxy(running))
+        return reloadWith("proxy", proxySettings, config, ["listen", "services", "acceptProxyProtocol"], (next) =>
+          running.reload(proxyServices(next))
+        )
       })
     )
 }
@@ -128,18 +248,29 @@ export const server: Command<ServerConfig> = {
   start: (config) =>
     withObservability(
       Effect.gen(function* () {
-        yield* refuseServices("server", config.services.length)
-        const tls = yield* Security.serverOptionsFromFlags(config).pipe(Effect.mapError(configError("server")))
         const token = yield* Security.tokenFromFlags(config, {}).pipe(Effect.mapError(configError("server")))
-        const auth = token === undefined ? undefined : Auth.makeServer(token)
-        if (!isLoopback(config.listen.host) && tls === undefined && auth === undefined) {
+        if (config.connect === undefined && (config.tls || config.tlsServername !== undefined)) {
+          return yield* new OptionsError({
+            command: "server",
+            setting: config.tls ? "--tls" : "--tls-servername",
+            detail: `${config.tls ? "--tls" : "--tls-servername"} is for dialling (with --connect); a listening server serves TLS with --tls-cert/--tls-key`
+          })
+        }
+        const connect = config.connect === undefined ? undefined : yield* dialledLink(config, token)
+        const tls =
+          connect === undefined
+            ? yield* Security.serverOptionsFromFlags(config).pipe(Effect.mapError(configError("server")))
+            : undefined
+        const auth = token === undefined || connect !== undefined ? undefined : Auth.makeServer(token)
+        if (connect === undefined && !isLoopback(config.listen.host) && tls === undefined && auth === undefined) {
           yield* Effect.logWarning(
             `server: WARNING: listening on ${formatAddress(config.listen)}, beyond loopback, without TLS or a token: anyone who can reach this port can open streams to ${config.target === undefined ? "this server" : formatAddress(config.target)} (see --tls-cert/--tls-key, --token)`
           )
         }
+        const services = serverServices(config)
         const listening = yield* Server.make({
-          listen: config.listen,
-          handler: config.target === undefined ? Server.echo : Server.forward(config.target),
+          ...(connect === undefined ? { listen: config.listen } : { connect }),
+          services,
           session: sessionOptions(config),
           maxSessions: config.maxSessions,
           drainMillis: config.drainMillis,
@@ -150,17 +281,27 @@ export const server: Command<ServerConfig> = {
           config.target === undefined
             ? "serving the embedded echo service (no --target)"
             : `forwarding streams to target ${formatAddress(config.target)}`
-        const security = [
-          tls === undefined ? "" : tls.ca === undefined ? ", TLS" : ", mutual TLS",
-          auth ? ", token" : ""
-        ]
+        const dialTls =
+          config.tls || config.tlsCa !== undefined || config.tlsCert !== undefined || config.tlsServername !== undefined
+        const security =
+          connect === undefined
+            ? [tls === undefined ? "" : tls.ca === undefined ? ", TLS" : ", mutual TLS", auth ? ", token" : ""]
+            : [dialTls ? ", TLS" : "", token === undefined ? "" : ", token"]
+        const named = config.services.map((service) =>
+          service.proxyProtocol === undefined
+            ? `${service.name} → ${formatAddress(service.target)}`
+            : `${service.name} → ${formatAddress(service.target)} (PROXY protocol ${service.proxyProtocol})`
+        )
         yield* Effect.logInfo(
-          `server: listening on ${formatAddress(listening.address)}${security.join("")}, ${serving}`
+          `server: ${connect === undefined ? "listening on" : "dialling the proxy at"} ${formatAddress(listening.address)}${security.join("")}, ${serving}${named.length === 0 ? "" : `; services: ${named.join(", ")}`}`
         )
         yield* startAdmin(
           "server",
           config,
           Observed.fromServer(listening, config.target === undefined ? {} : { target: formatAddress(config.target) })
+        )
+        return reloadWith("server", serverSettings, config, ["target", "services"], (next) =>
+          listening.reload(serverServices(next))
         )
       })
     )

@@ -133,6 +133,10 @@ export interface ServerServiceEntry {
 export interface ProxyConfig extends CommonConfig {
   readonly listen: TcpAddress
   readonly upstream: TcpAddress
+  /** Accept the link from servers that dial here (`plait server --connect`) instead of dialling `upstream`. */
+  readonly linkListen: TcpAddress | undefined
+  /** Every client starts with a PROXY protocol header (v1 or v2) from a load balancer in front. */
+  readonly acceptProxyProtocol: boolean
   /** Named services besides the default one on `listen` (`--service`, the file's `services`). */
   readonly services: ReadonlyArray<ProxyServiceEntry>
   readonly linkWaitMillis: number
@@ -155,6 +159,12 @@ export interface ServerConfig extends CommonConfig {
   readonly listen: TcpAddress
   /** The backend each stream is forwarded to; `undefined` serves the embedded echo. */
   readonly target: TcpAddress | undefined
+  /** Dial the proxy here (its `--link-listen`) and keep the link, instead of listening for it. */
+  readonly connect: TcpAddress | undefined
+  /** With `connect`: dial with TLS (implied by `tlsServername`, and by `tlsCa`/`tlsCert` with `connect`). */
+  readonly tls: boolean
+  /** With `connect`: the name the proxy's certificate must carry. */
+  readonly tlsServername: string | undefined
   /** Named services besides the default one (`--service`, the file's `services`). */
   readonly services: ReadonlyArray<ServerServiceEntry>
   readonly maxSessions: number
@@ -746,6 +756,14 @@ export const proxySettings: Settings<ProxyConfig> = {
     default: formatAddress(PlaitProxy.DEFAULT_UPSTREAM),
     parse: address(1)
   },
+  linkListen: {
+    flag: "--link-listen",
+    metavar: "HOST:PORT",
+    doc: "accept the link from a server that dials here (plait server --connect) instead of dialling --upstream; the --tls-cert/--tls-key/--tls-ca flags then serve TLS, as on a server",
+    default: undefined,
+    defaultDoc: "off: dial --upstream",
+    parse: address(0)
+  },
   services: {
     flag: "--service",
     metavar: "NAME=HOST:PORT",
@@ -755,6 +773,15 @@ export const proxySettings: Settings<ProxyConfig> = {
     file: "proxy-services",
     parse: proxyService,
     nameOf: (service) => service.name
+  },
+  acceptProxyProtocol: {
+    flag: "--accept-proxy-protocol",
+    metavar: "",
+    doc: "every client starts with a PROXY protocol header (v1 or v2, from a load balancer in front): its address is the client's; a client without a valid one is closed",
+    default: "false",
+    switch: true,
+    file: "boolean",
+    parse: boolean
   },
   ...commonSettings,
   linkWaitMillis: {
@@ -839,6 +866,14 @@ export const serverSettings: Settings<ServerConfig> = {
     defaultDoc: "none: the embedded echo service answers",
     parse: address(1)
   },
+  connect: {
+    flag: "--connect",
+    metavar: "HOST:PORT",
+    doc: "dial the proxy's --link-listen and keep the link (redialled with backoff), for a server behind NAT; the --tls-* flags then dial with TLS, as on a proxy",
+    default: undefined,
+    defaultDoc: "off: listen on --listen",
+    parse: address(1)
+  },
   services: {
     flag: "--service",
     metavar: "NAME=HOST:PORT[,proxy-protocol=v1|v2]",
@@ -877,9 +912,26 @@ export const serverSettings: Settings<ServerConfig> = {
   tlsCa: {
     flag: "--tls-ca",
     metavar: "FILE",
-    doc: "PEM CA: proxies must present a client certificate signed by it (mutual TLS)",
+    doc: "PEM CA: proxies must present a client certificate signed by it (mutual TLS); with --connect, the CA that must have signed the proxy's certificate",
     default: undefined,
     defaultDoc: "none: no client certificates",
+    parse: text
+  },
+  tls: {
+    flag: "--tls",
+    metavar: "",
+    doc: "with --connect: dial the proxy with TLS, verified against the system's trust store (or --tls-ca)",
+    default: "false",
+    switch: true,
+    file: "boolean",
+    parse: boolean
+  },
+  tlsServername: {
+    flag: "--tls-servername",
+    metavar: "NAME",
+    doc: "with --connect: the name the proxy's certificate must carry (implies --tls)",
+    default: undefined,
+    defaultDoc: "the --connect host",
     parse: text
   }
 }

@@ -57,7 +57,9 @@ describe("parseProxyArgs", () => {
       config: undefined,
       listen: { host: "127.0.0.1", port: 7000 },
       upstream: { host: "127.0.0.1", port: 7001 },
+      linkListen: undefined,
       services: [],
+      acceptProxyProtocol: false,
       keepaliveIntervalMillis: 30_000,
       keepaliveTimeoutMillis: 10_000,
       maxWindow: 4 * 1024 * 1024,
@@ -120,7 +122,9 @@ describe("parseProxyArgs", () => {
           "proxy.pem",
           "--tls-key=proxy-key.pem",
           "--tls-servername",
-          "server.internal"
+          "server.internal",
+          "--link-listen=0.0.0.0:7101",
+          "--accept-proxy-protocol"
         ],
         {}
       )
@@ -129,7 +133,9 @@ describe("parseProxyArgs", () => {
       config: undefined,
       listen: { host: "0.0.0.0", port: 9000 },
       upstream: { host: "example.internal", port: 7100 },
+      linkListen: { host: "0.0.0.0", port: 7101 },
       services: [],
+      acceptProxyProtocol: true,
       keepaliveIntervalMillis: 5_000,
       keepaliveTimeoutMillis: 500,
       maxWindow: 8 * 1024 * 1024,
@@ -408,6 +414,18 @@ describe("parseServerArgs", () => {
     assert.strictEqual(parsed.maxSessions, 3)
   })
 
+  it("reads --connect (the reverse link) and its dialling TLS flags", () => {
+    const parsed = config(
+      parseServerArgs(["--connect", "proxy.example:7101", "--tls", "--tls-servername", "proxy.example"], {})
+    )
+    assert.deepStrictEqual(parsed.connect, { host: "proxy.example", port: 7101 })
+    assert.strictEqual(parsed.tls, true)
+    assert.strictEqual(parsed.tlsServername, "proxy.example")
+    const plain = config(parseServerArgs([], {}))
+    assert.strictEqual(plain.connect, undefined)
+    assert.strictEqual(plain.tls, false)
+  })
+
   it("refuses proxy-only flags and bad targets with the server's name", () => {
     assert.strictEqual(
       refusal(parseServerArgs(["--upstream", "127.0.0.1:1"], {})).message,
@@ -476,7 +494,9 @@ describe("flag tables", () => {
         "--config",
         "--listen",
         "--upstream",
+        "--link-listen",
         "--service",
+        "--accept-proxy-protocol",
         "--link-wait",
         "--max-clients",
         "--tls",
@@ -493,11 +513,14 @@ describe("flag tables", () => {
         "--config",
         "--listen",
         "--target",
+        "--connect",
         "--service",
         "--max-sessions",
         "--tls-cert",
         "--tls-key",
         "--tls-ca",
+        "--tls",
+        "--tls-servername",
         ...common
       ]
     )
