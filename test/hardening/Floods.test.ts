@@ -16,7 +16,11 @@ import * as Events from "../../src/observability/Events.ts"
 import * as Metrics from "../../src/observability/Metrics.ts"
 import { Flags, FrameType, HEADER_SIZE } from "../../src/protocol/Constants.ts"
 import { data, encodeFrame, type Frame, ping, windowUpdate } from "../../src/protocol/Frame.ts"
+import * as Proxy from "../../src/proxy/Proxy.ts"
+import * as Server from "../../src/server/Server.ts"
 import { defaults, type SessionConfig } from "../../src/session/Config.ts"
+import * as Auth from "../../src/transport/Auth.ts"
+import * as Tcp from "../../src/transport/Tcp.ts"
 import {
   enc,
   expectGoAwayAndClose,
@@ -30,7 +34,16 @@ import {
   summary,
   TEST_TIMEOUT
 } from "./fixture.ts"
-import { note, type Probe, quiet } from "./harness.ts"
+import {
+  connectProbe,
+  eventually,
+  note,
+  type Probe,
+  pattern,
+  quiet,
+  startEchoBackend,
+  startHealthy
+} from "./harness.ts"
 
 /** How an attack is made: what to send for `n` events of the budget, on a fresh attacker. */
 interface BudgetCase {
@@ -266,6 +279,71 @@ describe("Floods: deadlines on partial input", () => {
         attacker.socket.end()
         yield* attacker.closed(OUTCOME_BOUND)
         yield* fixture.verify
+      }).pipe(quiet),
+    TEST_TIMEOUT
+  )
+})
+
+describe("Floods: the token handshake is bounded too", () => {
+  const timeout = 300
+
+  it.live(
+    `peers stalled at every byte of their auth answer (0..${Auth.ANSWER_LENGTH - 1} of ${Auth.ANSWER_LENGTH}) are closed after ${timeout} ms, take no session slot, are counted; a proxy with the token is served meanwhile`,
+    () =>
+      Effect.gen(function* () {
+        const token = "a long shared secret for the hardening test"
+        const backend = yield* startEchoBackend
+        const auth = Auth.makeServer(token, { timeoutMillis: timeout })
+        const server = yield* Server.make({
+          listen: { host: "127.0.0.1", port: 0 },
+          handler: Server.forward({ host: "127.0.0.1", port: backend.port }),
+          handshake: auth.handshake,
+          drainMillis: 1_000
+        })
+        const proxy = yield* Proxy.make({
+          listen: { host: "127.0.0.1", port: 0 },
+          upstream: server.address,
+          dial: Tcp.connect(server.address).pipe(Effect.flatMap(Auth.client(token)))
+        })
+        const healthy = yield* startHealthy(proxy.address.port, {
+          clients: 2,
+          maxBlock: 4096,
+          boundMillis: 2_000,
+          pauseMillis: 2
+        })
+        yield* healthy.progressed(10, 10_000)
+        const peers = yield* Effect.forEach(
+          Array.from({ length: Auth.ANSWER_LENGTH }, (_, i) => i),
+          () => connectProbe(server.address.port)
+        )
+        // Each reads the challenge, then sends the first i bytes of an answer and stalls.
+        yield* Effect.forEach(
+          peers,
+          (peer, i) =>
+            Effect.gen(function* () {
+              yield* peer.take(Auth.CHALLENGE_LENGTH, OUTCOME_BOUND)
+              // A well-formed start (the version byte, then nonce and proof bytes), never finished.
+              const answer = pattern(Auth.ANSWER_LENGTH, i)
+              answer[0] = Auth.VERSION
+              if (i > 0) yield* peer.send(answer.subarray(0, i))
+            }),
+          { concurrency: "unbounded" }
+        )
+        const sentAt = Date.now()
+        for (const peer of peers) {
+          const end = yield* peer.closed(timeout + OUTCOME_BOUND)
+          assert.isAtMost(end.at - sentAt, timeout + OUTCOME_BOUND)
+          assert.strictEqual(peer.received(), Auth.CHALLENGE_LENGTH, "nothing but the challenge")
+        }
+        yield* eventually(
+          "every stalled handshake counted",
+          () => auth.stats().timedOut === peers.length,
+          OUTCOME_BOUND,
+          () => JSON.stringify(auth.stats())
+        )
+        assert.strictEqual(server.stats().sessions, 1, "only the proxy's link holds a session")
+        yield* healthy.progressed(10, 10_000)
+        assert.deepStrictEqual(healthy.failures(), [])
       }).pipe(quiet),
     TEST_TIMEOUT
   )
