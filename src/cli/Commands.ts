@@ -57,13 +57,14 @@ const proxyServices = (config: ProxyConfig): Record<string, PlaitProxy.ServiceLi
 /** The server's service table: the default service (`--target`, or the echo), and the named ones. */
 const serverServices = (config: ServerConfig): Record<string, Server.Service> => {
   const out: Record<string, Server.Service> = {
-    [Server.DEFAULT_SERVICE]: config.target === undefined ? Server.echo : { target: config.target }
+    [Server.DEFAULT_SERVICE]:
+      config.target === undefined ? Server.echo : { target: config.target, dialTimeoutMillis: config.dialTimeoutMillis }
   }
   for (const service of config.services) {
     out[service.name] =
       service.proxyProtocol === undefined
-        ? { target: service.target }
-        : { target: service.target, proxyProtocol: service.proxyProtocol }
+        ? { target: service.target, dialTimeoutMillis: config.dialTimeoutMillis }
+        : { target: service.target, proxyProtocol: service.proxyProtocol, dialTimeoutMillis: config.dialTimeoutMillis }
   }
   return out
 }

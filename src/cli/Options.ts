@@ -73,6 +73,15 @@ export interface CommonConfig {
   readonly maxUnackedOpens: number
   readonly maxSessionBuffer: number
   readonly idleTimeoutMillis: number
+  /** A frame header or body left incomplete this long ends the link (0: no deadline). */
+  readonly frameTimeoutMillis: number
+  /** Flood budgets: more of these per second from the peer end the link with GO_AWAY(1). */
+  readonly maxPingsPerSecond: number
+  readonly maxRefusedSynsPerSecond: number
+  readonly maxResetsPerSecond: number
+  readonly maxWindowUpdatesPerSecond: number
+  /** Control frames queued for a peer that does not read them before the link is ended. */
+  readonly maxControlBacklog: number
   /** Shared secret for the link's challenge-response; `undefined`: no authentication. */
   readonly token: string | undefined
   /** Where the admin endpoint (metrics, health, readiness, status, dashboard) listens; `undefined`: off. */
@@ -168,6 +177,8 @@ export interface ServerConfig extends CommonConfig {
   /** Named services besides the default one (`--service`, the file's `services`). */
   readonly services: ReadonlyArray<ServerServiceEntry>
   readonly maxSessions: number
+  /** A backend dial that has not connected within this long resets its stream. */
+  readonly dialTimeoutMillis: number
   readonly tlsCert: string | undefined
   readonly tlsKey: string | undefined
   /** With a CA, client certificates signed by it are required (mutual TLS). */
@@ -190,7 +201,13 @@ export const sessionOptions = (config: CommonConfig): Partial<SessionConfig> => 
   acceptBacklog: config.acceptBacklog,
   maxUnackedOpens: config.maxUnackedOpens,
   maxSessionBuffer: config.maxSessionBuffer,
-  idleTimeoutMillis: config.idleTimeoutMillis
+  idleTimeoutMillis: config.idleTimeoutMillis,
+  frameTimeoutMillis: config.frameTimeoutMillis,
+  maxPingsPerSecond: config.maxPingsPerSecond,
+  maxRefusedSynsPerSecond: config.maxRefusedSynsPerSecond,
+  maxResetsPerSecond: config.maxResetsPerSecond,
+  maxWindowUpdatesPerSecond: config.maxWindowUpdatesPerSecond,
+  maxControlBacklog: config.maxControlBacklog
 })
 
 /**
@@ -665,6 +682,54 @@ const commonSettings: Omit<Settings<CommonConfig>, "config"> = {
     file: "number",
     parse: duration(0)
   },
+  frameTimeoutMillis: {
+    flag: "--frame-timeout",
+    metavar: "DURATION",
+    doc: "a frame header or body the peer started and did not finish within this ends the link with GO_AWAY(1) (0: no deadline)",
+    default: formatDuration(sessionDefaults.frameTimeoutMillis),
+    file: "number",
+    parse: duration(0)
+  },
+  maxPingsPerSecond: {
+    flag: "--max-pings-per-second",
+    metavar: "N",
+    doc: "pings the peer may send in one second; more end the link with GO_AWAY(1)",
+    default: String(sessionDefaults.maxPingsPerSecond),
+    file: "number",
+    parse: integer(1, 1_000_000_000)
+  },
+  maxRefusedSynsPerSecond: {
+    flag: "--max-refused-syns-per-second",
+    metavar: "N",
+    doc: "SYNs refused (backlog or --max-streams full) in one second; more end the link with GO_AWAY(1)",
+    default: String(sessionDefaults.maxRefusedSynsPerSecond),
+    file: "number",
+    parse: integer(1, 1_000_000_000)
+  },
+  maxResetsPerSecond: {
+    flag: "--max-resets-per-second",
+    metavar: "N",
+    doc: "RSTs of streams the peer opened less than a second before (rapid reset), in one second; more end the link with GO_AWAY(1)",
+    default: String(sessionDefaults.maxResetsPerSecond),
+    file: "number",
+    parse: integer(1, 1_000_000_000)
+  },
+  maxWindowUpdatesPerSecond: {
+    flag: "--max-window-updates-per-second",
+    metavar: "N",
+    doc: "credit-only WINDOW_UPDATEs and empty DATA frames in one second; more end the link with GO_AWAY(1)",
+    default: String(sessionDefaults.maxWindowUpdatesPerSecond),
+    file: "number",
+    parse: integer(1, 1_000_000_000)
+  },
+  maxControlBacklog: {
+    flag: "--max-control-backlog",
+    metavar: "N",
+    doc: "control frames (pongs, RSTs, credit) queued for a peer that does not read them; more end the link with GO_AWAY(1)",
+    default: String(sessionDefaults.maxControlBacklog),
+    file: "number",
+    parse: integer(16, 100_000_000)
+  },
   token: {
     flag: "--token",
     metavar: "TOKEN",
@@ -893,6 +958,14 @@ export const serverSettings: Settings<ServerConfig> = {
     file: "number",
     parse: integer(1, 1_000_000)
   },
+  dialTimeoutMillis: {
+    flag: "--dial-timeout",
+    metavar: "DURATION",
+    doc: "a backend dial that has not connected within this resets its stream (counted); a black-holed backend cannot hold streams open",
+    default: formatDuration(Server.DEFAULT_DIAL_TIMEOUT_MILLIS),
+    file: "number",
+    parse: duration(1)
+  },
   tlsCert: {
     flag: "--tls-cert",
     metavar: "FILE",
@@ -978,7 +1051,13 @@ const SESSION_FIELDS: Readonly<Record<string, keyof CommonConfig>> = {
   acceptBacklog: "acceptBacklog",
   maxUnackedOpens: "maxUnackedOpens",
   maxSessionBuffer: "maxSessionBuffer",
-  idleTimeoutMillis: "idleTimeoutMillis"
+  idleTimeoutMillis: "idleTimeoutMillis",
+  frameTimeoutMillis: "frameTimeoutMillis",
+  maxPingsPerSecond: "maxPingsPerSecond",
+  maxRefusedSynsPerSecond: "maxRefusedSynsPerSecond",
+  maxResetsPerSecond: "maxResetsPerSecond",
+  maxWindowUpdatesPerSecond: "maxWindowUpdatesPerSecond",
+  maxControlBacklog: "maxControlBacklog"
 }
 
 /** How a refusal names a value's origin after the flag: ` (from PLAIT_X)`, ` (default)` or nothing. */

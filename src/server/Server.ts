@@ -330,7 +330,10 @@ class PrefixedStream implements MuxStream {
 const sameTarget = (a: Service, b: Service): boolean =>
   typeof a === "function" || typeof b === "function"
     ? a === b
-    : a.target.host === b.target.host && a.target.port === b.target.port && a.proxyProtocol === b.proxyProtocol
+    : a.target.host === b.target.host &&
+      a.target.port === b.target.port &&
+      a.proxyProtocol === b.proxyProtocol &&
+      a.dialTimeoutMillis === b.dialTimeoutMillis
 
 /** One service as the table holds it: what was asked for, and the handler made of it once. */
 interface Entry {
@@ -343,7 +346,10 @@ const entryOf = (spec: Service): Entry => ({
   handler:
     typeof spec === "function"
       ? spec
-      : forward(spec.target, spec.proxyProtocol === undefined ? {} : { proxyProtocol: spec.proxyProtocol })
+      : forward(spec.target, {
+          ...(spec.proxyProtocol === undefined ? {} : { proxyProtocol: spec.proxyProtocol }),
+          ...(spec.dialTimeoutMillis === undefined ? {} : { dialTimeoutMillis: spec.dialTimeoutMillis })
+        })
 })
 
 /** Checks every name of a service table; the first invalid one, with why. */

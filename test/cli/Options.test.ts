@@ -71,6 +71,12 @@ describe("parseProxyArgs", () => {
       maxUnackedOpens: 256,
       maxSessionBuffer: 64 * 1024 * 1024,
       idleTimeoutMillis: 0,
+      frameTimeoutMillis: 5_000,
+      maxPingsPerSecond: 100,
+      maxRefusedSynsPerSecond: 1_000,
+      maxResetsPerSecond: 1_000,
+      maxWindowUpdatesPerSecond: 10_000,
+      maxControlBacklog: 65_536,
       token: undefined,
       admin: undefined,
       adminToken: undefined,
@@ -114,6 +120,17 @@ describe("parseProxyArgs", () => {
           "16MiB",
           "--idle-timeout",
           "5m",
+          "--frame-timeout",
+          "2s",
+          "--max-pings-per-second",
+          "10",
+          "--max-refused-syns-per-second=20",
+          "--max-resets-per-second",
+          "30",
+          "--max-window-updates-per-second",
+          "40",
+          "--max-control-backlog",
+          "500",
           "--token=s3cret-token-0123456789",
           "--tls",
           "--tls-ca",
@@ -147,6 +164,12 @@ describe("parseProxyArgs", () => {
       maxUnackedOpens: 64,
       maxSessionBuffer: 16 * 1024 * 1024,
       idleTimeoutMillis: 300_000,
+      frameTimeoutMillis: 2_000,
+      maxPingsPerSecond: 10,
+      maxRefusedSynsPerSecond: 20,
+      maxResetsPerSecond: 30,
+      maxWindowUpdatesPerSecond: 40,
+      maxControlBacklog: 500,
       token: "s3cret-token-0123456789",
       admin: undefined,
       adminToken: undefined,
@@ -402,6 +425,21 @@ describe("parseServerArgs", () => {
     assert.strictEqual(parsed.maxSessions, 64)
   })
 
+  it("reads --dial-timeout and PLAIT_DIAL_TIMEOUT (default 10s); refuses 0", () => {
+    assert.strictEqual(config(parseServerArgs([], {})).dialTimeoutMillis, 10_000)
+    assert.strictEqual(config(parseServerArgs(["--dial-timeout", "750ms"], {})).dialTimeoutMillis, 750)
+    assert.strictEqual(config(parseServerArgs([], { PLAIT_DIAL_TIMEOUT: "3s" })).dialTimeoutMillis, 3_000)
+    assert.include(refusal(parseServerArgs(["--dial-timeout", "0"], {})).message, "--dial-timeout")
+  })
+
+  it("reads the flood budgets from PLAIT_* too, and refuses values out of range naming the flag", () => {
+    const parsed = config(parseServerArgs([], { PLAIT_MAX_PINGS_PER_SECOND: "7", PLAIT_FRAME_TIMEOUT: "0" }))
+    assert.strictEqual(parsed.maxPingsPerSecond, 7)
+    assert.strictEqual(parsed.frameTimeoutMillis, 0)
+    assert.include(refusal(parseServerArgs(["--max-resets-per-second", "0"], {})).message, "--max-resets-per-second")
+    assert.include(refusal(parseServerArgs(["--max-control-backlog", "15"], {})).message, "--max-control-backlog")
+  })
+
   it("reads --target, PLAIT_TARGET and --max-sessions", () => {
     assert.deepStrictEqual(config(parseServerArgs([], { PLAIT_TARGET: "127.0.0.1:8080" })).target, {
       host: "127.0.0.1",
@@ -484,6 +522,12 @@ describe("flag tables", () => {
       "--max-unacked-opens",
       "--max-session-buffer",
       "--idle-timeout",
+      "--frame-timeout",
+      "--max-pings-per-second",
+      "--max-refused-syns-per-second",
+      "--max-resets-per-second",
+      "--max-window-updates-per-second",
+      "--max-control-backlog",
       "--token",
       "--admin",
       "--admin-token"
@@ -516,6 +560,7 @@ describe("flag tables", () => {
         "--connect",
         "--service",
         "--max-sessions",
+        "--dial-timeout",
         "--tls-cert",
         "--tls-key",
         "--tls-ca",
