@@ -28,10 +28,11 @@
  * **Adding a flag** is one entry in a table below (plus its field in the config interface): give its
  * `flag`, `metavar`, `doc`, `default` (as text, or `undefined` with a `defaultDoc`) and `parse` (one of
  * the value parsers here, or a new one returning `Result<A, string>` whose failure continues a
- * sentence that starts with the flag's name). Its environment variable, config-file key, help line
- * and README row follow from the flag's name; set `file: "number"` or `file: "boolean"` when a config
- * file may write it as a number or a boolean, `secret: true` when its value must never be echoed,
- * `list: true` for a repeatable flag. The command's `start` (in `Commands.ts`) then reads the field.
+ * sentence that starts with the flag's name). Its environment variable, config-file key and help line
+ * follow from the flag's name; set `file: "number"` or `file: "boolean"` when a config file may write
+ * it as a number or a boolean, `secret: true` when its value must never be echoed, `list: true` for a
+ * repeatable flag. The command's `start` (in `Commands.ts`) then reads the field, and the README's
+ * flag table gets a row (`test/cli/Readme.test.ts` fails until it has one).
  *
  * @since 0.1.0
  */
