@@ -47,6 +47,12 @@ export * as Client from "./client/Client.ts"
  */
 export * as Link from "./client/Link.ts"
 /**
+ * A link that servers dial (`plait proxy --link-listen`): accepted, negotiated, newest session current.
+ *
+ * @since 0.2.0
+ */
+export * as LinkListener from "./client/LinkListener.ts"
+/**
  * The client's and proxy's one error type: link unavailable, open failed, client limit.
  *
  * @since 0.1.0
