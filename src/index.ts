@@ -8,7 +8,7 @@
  * `Adapters`) → resumption beneath the session (`Resume`, `ResumeError`) → transport (`Transport`,
  * `Tcp`, `Tls`, `Auth`, `Negotiation`, `OpenMessage`, `ProxyProtocol`, `Endpoint`, `Memory`,
  * `Splice`) → client, proxy and server (`Client`, `Link`,
- * `ProxyError`, `Proxy`, `Server`) → observability (`Events`, `Metrics`, `Observed`) → the admin
+ * `LinkPool`, `ProxyError`, `Proxy`, `Server`) → observability (`Events`, `Metrics`, `Observed`) → the admin
  * endpoint (`Admin`, `Status`). The command line (`src/cli/`, the `plait` binary) is not part of it.
  *
  * Invariants (test/package/Layout.test.ts): every namespace is a public module, never one under
@@ -52,6 +52,13 @@ export * as Link from "./client/Link.ts"
  * @since 0.2.0
  */
 export * as LinkListener from "./client/LinkListener.ts"
+/**
+ * A pool of links over several servers: new streams on the least-loaded live link, per-server
+ * backoff, failover and rebalancing (`plait proxy --upstream A,B --links N`).
+ *
+ * @since 0.2.0
+ */
+export * as LinkPool from "./client/LinkPool.ts"
 /**
  * The client's and proxy's one error type: link unavailable, open failed, client limit.
  *

@@ -55,7 +55,7 @@ export interface Observed {
   readonly listen: string
   /** The proxy's upstream; undefined on a server. */
   readonly upstream: string | undefined
-  /** The links up now (the proxy's current session; every session of a server). */
+  /** The links up now (the proxy's current session, or every link of its pool; every session of a server). */
   readonly sessions: () => ReadonlyArray<Session>
   readonly services: () => ReadonlyArray<ServiceFacts>
   /** The limits in force, by name (counts, bytes, milliseconds). */
@@ -107,11 +107,14 @@ export const fromProxy = (proxy: ProxyService): Observed => {
     ...sessionLimits(settings.session)
   }
   const listen = formatAddress(proxy.address)
+  const upstream = settings.upstreams.map(formatAddress).join(",")
+  const pool = proxy.pool
   return {
     role: "proxy",
     listen,
-    upstream: formatAddress(settings.upstream),
+    upstream,
     sessions: () => {
+      if (pool !== undefined) return pool.sessions()
       const session = proxy.link.current()
       return session === undefined || session.isClosed() ? [] : [session]
     },
@@ -131,8 +134,8 @@ export const fromProxy = (proxy: ProxyService): Observed => {
     readiness: () =>
       proxy.link.current()?.isOpen() === true
         ? { ready: true }
-        : { ready: false, reason: `no link to ${formatAddress(settings.upstream)}: ${proxy.link.lastError()}` },
-    reconnects: () => Math.max(0, proxy.link.generation() - 1),
+        : { ready: false, reason: `no link to ${upstream}: ${proxy.link.lastError()}` },
+    reconnects: () => (pool !== undefined ? pool.reconnects() : Math.max(0, proxy.link.generation() - 1)),
     dialFailures: () => 0,
     openLatency: proxy.openLatency,
     dialLatency: undefined

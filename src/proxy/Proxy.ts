@@ -22,6 +22,10 @@
  *   clients finish, a moved one listens on its new address before the old one closes.
  * - With `linkListen`, the link is accepted from a server that dials this proxy instead of dialled
  *   to `upstream`; everything else is the same.
+ * - With several `upstreams` or `links` above 1, the link is a {@link LinkPool.LinkPool}: each client's
+ *   stream goes to the live link with the fewest streams, a lost link resets only its own clients,
+ *   and new clients use the other links at once; with one upstream and one link it is the single
+ *   supervised link, as before.
  *
  * @since 0.1.0
  */
@@ -29,6 +33,7 @@ import { Clock, Context, Effect, Exit, FiberSet, Layer, LogLevel, Scope } from "
 import * as Client from "../client/Client.ts"
 import type * as Link from "../client/Link.ts"
 import * as LinkListener from "../client/LinkListener.ts"
+import * as LinkPool from "../client/LinkPool.ts"
 import { ClientLimit, ClientProxyHeader, ProxyError } from "../client/ProxyError.ts"
 import { Histogram } from "../internal/observability/Histogram.ts"
 import type { MuxStream } from "../internal/session/Stream.ts"
@@ -54,6 +59,17 @@ export interface ProxyOptions {
   readonly upstream?: Tcp.TcpAddress
   /** Replaces the plain TCP dial (TLS, authentication); `upstream` is then only used in logs. */
   readonly dial?: Effect.Effect<Transport, TransportError, Scope.Scope>
+  /**
+   * Several servers, instead of `upstream`: a host name counts once per address it resolves to. With
+   * more than one, or `links` above 1, the proxy keeps a {@link LinkPool.LinkPool}.
+   */
+  readonly upstreams?: ReadonlyArray<Tcp.TcpAddress>
+  /** Links kept open, spread over the upstreams (default 1). */
+  readonly links?: number
+  /** How the pool dials one of its servers (TLS, token); default plain TCP. `dial` is for one link only. */
+  readonly dialUpstream?: (upstream: LinkPool.Upstream) => Effect.Effect<Transport, TransportError, Scope.Scope>
+  /** The pool's own settings (name resolution, health pings, rebalancing, dial timeout). */
+  readonly pool?: Omit<LinkPool.PoolOptions, "servers" | "links" | "dial" | "session" | "retry">
   readonly session?: Partial<SessionConfig>
   readonly retry?: Link.RetryOptions
   /** How long a new client waits for a link before it is closed (default 10 s). */
@@ -125,7 +141,11 @@ export interface ProxyStats {
  * @category models
  */
 export interface ProxySettings {
+  /** The first of `upstreams`. */
   readonly upstream: Tcp.TcpAddress
+  readonly upstreams: ReadonlyArray<Tcp.TcpAddress>
+  /** Links kept open (1 unless a pool). */
+  readonly links: number
   readonly linkWaitMillis: number
   readonly maxClients: number
   readonly drainMillis: number
@@ -141,8 +161,10 @@ export interface ProxySettings {
 export interface ProxyService {
   /** The bound client address (the real port when 0 was asked for). */
   readonly address: Tcp.TcpAddress
-  /** The supervised link. */
+  /** The supervised link (the pool, when there is one). */
   readonly link: Link.Link
+  /** The pool of links, with several upstreams or `links` above 1. */
+  readonly pool: LinkPool.LinkPool | undefined
   readonly stats: () => ProxyStats
   readonly settings: ProxySettings
   /** Seconds from a client's arrival until its stream was open (link wait and open backpressure). */
@@ -265,7 +287,12 @@ const refusalCode = (error: ProxyError): Events.RefusalCode => {
  */
 export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
   const listen = options.listen ?? DEFAULT_LISTEN
-  const upstream = options.upstream ?? DEFAULT_UPSTREAM
+  const upstreams =
+    options.upstreams !== undefined && options.upstreams.length > 0
+      ? options.upstreams
+      : [options.upstream ?? DEFAULT_UPSTREAM]
+  const upstream = upstreams[0]!
+  const links = Math.max(1, Math.floor(options.links ?? 1))
   const linkWaitMillis = options.linkWaitMillis ?? 10_000
   const maxClients = options.maxClients ?? 10_000
   const drainMillis = options.drainMillis ?? 10_000
@@ -286,10 +313,22 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
     }
   }
   const accepted = options.linkListen === undefined ? undefined : yield* LinkListener.listen(options.linkListen)
+  const pool =
+    accepted !== undefined || (upstreams.length === 1 && links === 1)
+      ? undefined
+      : yield* LinkPool.make({
+          ...options.pool,
+          servers: upstreams,
+          links,
+          ...(options.dialUpstream === undefined ? {} : { dial: options.dialUpstream }),
+          ...(options.session === undefined ? {} : { session: options.session }),
+          ...(options.retry === undefined ? {} : { retry: options.retry })
+        })
   const opener = yield* Client.make({
     upstream,
     linkWaitMillis,
     ...(accepted === undefined ? {} : { link: accepted }),
+    ...(pool === undefined ? {} : { link: pool }),
     ...(options.dial === undefined ? {} : { dial: options.dial }),
     ...(options.session === undefined ? {} : { session: options.session }),
     ...(options.retry === undefined ? {} : { retry: options.retry })
@@ -396,7 +435,12 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
   // Each listener has a scope of its own (closed to stop accepting); its clients' actors live in
   // `actors`, so closing a listener never touches a carried client.
   const listeners = new Map<string, Listening>()
-  const upstreamText = accepted === undefined ? `upstream ${formatAddress(upstream)}` : "links accepted from servers"
+  const upstreamText =
+    accepted !== undefined
+      ? "links accepted from servers"
+      : pool !== undefined
+        ? `${links} link(s) over upstreams ${upstreams.map(formatAddress).join(",")}`
+        : `upstream ${formatAddress(upstream)}`
   const startListener = (
     name: string,
     spec: { readonly listen: Tcp.TcpAddress; readonly acceptProxyProtocol: boolean }
@@ -498,6 +542,7 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
   const service: ProxyService = {
     address: (listeners.get(OpenMessage.DEFAULT_SERVICE) ?? listeners.values().next().value!).bound,
     link,
+    pool,
     stats: () => {
       let up = bytesUp
       let down = bytesDown
@@ -509,6 +554,8 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
     },
     settings: {
       upstream,
+      upstreams,
+      links: pool?.size ?? 1,
       linkWaitMillis,
       maxClients,
       drainMillis,
