@@ -214,13 +214,15 @@ describe("bench/native", () => {
         assert.strictEqual(run.result.errors, 0, `${w.name}: ${run.result.errorSamples.join("; ")}`)
       }
     } finally {
-      proxy.child.kill("SIGTERM")
-      server.child.kill("SIGTERM")
+      // The proxy first: a proxy whose link dies exits 1 (that is a failure, not a stop).
+      const exits: Array<number | null> = []
+      for (const p of [proxy, server]) {
+        const exited = new Promise<number | null>((resolve) => p.child.on("exit", resolve))
+        p.child.kill("SIGTERM")
+        exits.push(await exited)
+      }
+      assert.deepStrictEqual(exits, [0, 0], "both exit cleanly on SIGTERM")
     }
-    const exits = await Promise.all(
-      [proxy, server].map((p) => new Promise<number | null>((resolve) => p.child.on("exit", resolve)))
-    )
-    assert.deepStrictEqual(exits, [0, 0], "both exit cleanly on SIGTERM")
   })
 
   it("the delay relay adds its delay each way and keeps to its rate", { timeout: 20_000 }, async () => {

@@ -66,8 +66,7 @@ var (
 )
 
 func serve(c *net.TCPConn) {
-	defer c.Close()
-	_ = c.SetNoDelay(true)
+	defer c.Close() // Go's accepted TCP connections already have TCP_NODELAY set
 	bp := smallPool.Get().(*[]byte)
 	pool := &smallPool
 	defer func() { pool.Put(bp) }()
@@ -112,9 +111,8 @@ func serve(c *net.TCPConn) {
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
+				// Both FINs exchanged once ours is out: the deferred Close then ends cleanly.
 				_ = c.CloseWrite()
-				// Wait for the client to close (or reset) before closing our side.
-				_, _ = c.Read(buf[:1])
 			}
 			return
 		}
@@ -147,7 +145,6 @@ func sink(c *net.TCPConn, first []byte) {
 		return
 	}
 	_ = c.CloseWrite()
-	_, _ = c.Read(buf[:1])
 }
 
 func min(a, b int) int {

@@ -233,8 +233,7 @@ func dial(target string) (*net.TCPConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := c.(*net.TCPConn)
-	_ = tc.SetNoDelay(true)
+	tc := c.(*net.TCPConn) // Go sets TCP_NODELAY on every TCP connection it makes
 	progress.Connected.Add(1)
 	progress.Opened.Add(1)
 	return tc, nil
