@@ -261,9 +261,9 @@ func describe(err error) string {
 	return err.Error()
 }
 
-// exchange writes req and reads back exactly len(req) bytes into resp, checking them.
+// exchange writes req and reads back exactly len(req) bytes into resp, checking them. The caller
+// keeps a deadline on c (see keepDeadline).
 func exchange(c *net.TCPConn, req, resp []byte) error {
-	_ = c.SetDeadline(time.Now().Add(stallTimeout))
 	if _, err := c.Write(req); err != nil {
 		return fmt.Errorf("write: %s", describe(err))
 	}
@@ -274,6 +274,15 @@ func exchange(c *net.TCPConn, req, resp []byte) error {
 		return fmt.Errorf("echo differs at byte %d of %d", firstDifference(req, resp), len(req))
 	}
 	return nil
+}
+
+// keepDeadline pushes c's read and write deadline stallTimeout past now when the last push is more
+// than a second old (a deadline per request would cost two timer updates each).
+func keepDeadline(c *net.TCPConn, now time.Time, last *time.Time) {
+	if now.Sub(*last) > time.Second {
+		_ = c.SetDeadline(now.Add(stallTimeout))
+		*last = now
+	}
 }
 
 // closeClean sends FIN, expects the peer's FIN with no further byte (within 5 s), then closes.

@@ -352,18 +352,22 @@ func runReqResp(target string, p Params, firstClient int, stop *atomic.Bool) Req
 			rng := newRng(uint64(id) + 1)
 			req := make([]byte, size)
 			resp := make([]byte, size)
+			var pushed time.Time
+			now := time.Now()
 			for seq := 0; seq < maxCount; seq++ {
-				if !time.Now().Before(deadline) || (stop != nil && stop.Load()) {
+				if !now.Before(deadline) || (stop != nil && stop.Load()) {
 					break
 				}
 				makeRequest(req, &rng, uint32(id), uint32(seq))
 				t0 := time.Now()
+				keepDeadline(c, t0, &pushed)
 				if err := exchange(c, req, resp); err != nil {
 					errs.add("reqresp: client %d request %d: %s", id, seq, err)
 					closeConn(c)
 					return
 				}
 				t1 := time.Now()
+				now = t1
 				verified.Add(int64(size))
 				progress.Requests.Add(1)
 				progress.VerifiedBytes.Add(int64(size))
@@ -442,6 +446,7 @@ func runConnRate(target string, p Params) ConnRateResult {
 					continue
 				}
 				makeRequest(req, &rng, uint32(w), uint32(seq))
+				_ = c.SetDeadline(t0.Add(stallTimeout))
 				if err := exchange(c, req, resp); err != nil {
 					closeConn(c)
 					failures++
@@ -531,6 +536,7 @@ func runIdle(target string, p Params, onHeld func()) IdleResult {
 		rng := newRng(uint64(777_000_000 + 2*i + round))
 		var req, resp [32]byte
 		makeRequest(req[:], &rng, uint32(i), uint32(round))
+		_ = c.SetDeadline(time.Now().Add(stallTimeout))
 		if err := exchange(c, req[:], resp[:]); err != nil {
 			conns[i] = nil
 			closeConn(c)
