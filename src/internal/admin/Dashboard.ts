@@ -68,9 +68,11 @@ const SCRIPT = `
   var COLORS = ["#0969da", "#bf3989", "#1a7f37", "#9a6700", "#8250df", "#cf222e"];
   function makeCharts() {
     var width = Math.max(320, Math.min(760, $("charts").clientWidth / (window.innerWidth > 1100 ? 2 : 1) - 16));
-    var streamSeries = [{}].concat(names.map(function (name, i) {
-      return { label: name, stroke: COLORS[i % COLORS.length], width: 2 };
-    }));
+    // The links up, as a grey step line under the streams: a link going down shows as a dip to 0.
+    var streamSeries = [{}, { label: "links up", stroke: "#8c959f", width: 2, dash: [2, 3], paths: uPlot.paths.stepped({ align: 1 }) }]
+      .concat(names.map(function (name, i) {
+        return { label: name, stroke: COLORS[i % COLORS.length], width: 2 };
+      }));
     var byteSeries = [{}];
     names.forEach(function (name, i) {
       var color = COLORS[i % COLORS.length];
@@ -81,9 +83,9 @@ const SCRIPT = `
       return [{}, { size: 84, values: function (u, vals) { return vals.map(format); } }];
     };
     charts = {
-      streams: new uPlot({ title: "streams open", width: width, height: 220, series: streamSeries,
+      streams: new uPlot({ title: "links up and streams open", width: width, height: 220, series: streamSeries,
         axes: axes(function (v) { return String(v); }), scales: { y: { range: function (u, min, max) { return [0, Math.max(1, max)]; } } } },
-        [[]].concat(names.map(function () { return []; })), $("streams-chart")),
+        [[], []].concat(names.map(function () { return []; })), $("streams-chart")),
       bytes: new uPlot({ title: "throughput", width: width, height: 220, series: byteSeries,
         axes: axes(function (v) { return bytes(v) + "/s"; }), scales: { y: { range: function (u, min, max) { return [0, Math.max(1024, max)]; } } } },
         [[]].concat(byteSeries.slice(1).map(function () { return []; })), $("bytes-chart"))
@@ -92,7 +94,7 @@ const SCRIPT = `
   function draw() {
     if (charts === null) makeCharts();
     var xs = samples.map(function (s) { return s.t / 1000; });
-    charts.streams.setData([xs].concat(names.map(function (name) {
+    charts.streams.setData([xs, samples.map(function (s) { return s.links; })].concat(names.map(function (name) {
       return samples.map(function (s) { return s.streams[name] || 0; });
     })));
     var data = [xs];
@@ -130,7 +132,13 @@ const SCRIPT = `
     });
     $("streams-now").textContent = String(total);
     var limits = $("limits");
-    limits.textContent = Object.keys(st.limits).map(function (k) { return k + "=" + st.limits[k]; }).join("  ");
+    limits.textContent = Object.keys(st.limits).map(function (k) {
+      var v = st.limits[k];
+      // As plait status shows them: durations in seconds, windows and buffers in bytes.
+      var text = /Millis$/.test(k) ? (v === 0 ? "0 (off)" : v % 1000 === 0 ? v / 1000 + "s" : v + "ms")
+        : /Window$|Buffer$/.test(k) ? bytes(v).replace(" ", "") : String(v);
+      return k + "=" + text;
+    }).join("  ");
     var list = $("events"); clear(list);
     data.events.slice().reverse().forEach(function (e) {
       var li = document.createElement("li");
