@@ -162,6 +162,10 @@ export class OpenMessageError extends Data.TaggedError("OpenMessageError")<{
 
 const malformed = (detail: string) => new OpenMessageError({ reason: new Malformed({ detail }) })
 
+// One of each per module: an open message is encoded (proxy) and decoded (server) per stream.
+const utf8Encoder = new TextEncoder()
+const utf8Decoder = new TextDecoder()
+
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
 
 /**
@@ -199,7 +203,7 @@ export const isServiceName = (name: string): boolean => validateServiceName(name
 export const encode = (message: OpenMessage): Uint8Array => {
   const invalid = validateServiceName(message.service)
   if (invalid !== undefined) throw new Error(invalid)
-  const name = new TextEncoder().encode(message.service)
+  const name = utf8Encoder.encode(message.service)
   const source = message.source
   const size = source === undefined ? 0 : source.family === "IPv4" ? 4 : 16
   const bodyLength = 1 + name.length + 1 + (source === undefined ? 0 : 2 * size + 4)
@@ -253,7 +257,7 @@ export const decodeBody = (body: Uint8Array): OpenMessage | OpenMessageError => 
   if (body.length < 2 + nameLength) return malformed("body ends inside the service name")
   const nameBytes = body.subarray(1, 1 + nameLength)
   for (const b of nameBytes) if (b > 0x7e) return malformed("service name is not ASCII")
-  const service = new TextDecoder().decode(nameBytes)
+  const service = utf8Decoder.decode(nameBytes)
   const invalid = validateServiceName(service)
   if (invalid !== undefined) return malformed(invalid)
   let at = 1 + nameLength

@@ -172,6 +172,7 @@ const malformed = (detail: string) => new ProxyProtocolError({ reason: new Malfo
 // Encoding
 
 const ascii = new TextEncoder()
+const latin = new TextDecoder()
 
 /** Source and destination of one family: a destination of another family (or none) becomes unspecified. */
 const pair = (source: Endpoint.Endpoint, destination: Endpoint.Endpoint | undefined) => ({
@@ -283,7 +284,7 @@ const parseV1 = (bytes: Uint8Array): ParseResult => {
   }
   if (end < 0)
     return bytes.length >= MAX_V1_LENGTH ? malformed(`v1: no CRLF within ${MAX_V1_LENGTH} bytes`) : INCOMPLETE
-  const line = new TextDecoder().decode(bytes.subarray(V1_PREFIX.length, end))
+  const line = latin.decode(bytes.subarray(V1_PREFIX.length, end))
   const length = end + 2
   const fields = line.split(" ")
   if (fields[0] === "UNKNOWN") {
