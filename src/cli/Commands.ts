@@ -9,6 +9,7 @@
  *
  * @since 0.1.0
  */
+import * as net from "node:net"
 import { Effect, Redacted, type Scope } from "effect"
 import * as Admin from "../admin/Admin.ts"
 import type * as LinkListener from "../client/LinkListener.ts"
@@ -205,22 +206,40 @@ export const proxy: Command<ProxyConfig> = {
           linkListen === undefined
             ? yield* Security.clientOptionsFromFlags(config).pipe(Effect.mapError(configError("proxy")))
             : undefined
-        const plain = tls === undefined ? Tcp.connect(config.upstream) : Tls.connect(config.upstream, tls)
-        const dial = token === undefined ? plain : Effect.flatMap(plain, Auth.client(token))
+        if (linkListen !== undefined && config.links > 1) {
+          return yield* new OptionsError({
+            command: "proxy",
+            setting: "--links",
+            detail: "--links is for dialled links; with --link-listen, each server that dials in brings its own link"
+          })
+        }
+        // One server of the pool, or the one upstream: TLS checks the certificate for the host as
+        // configured, also when the pool dials an address that host name resolved to.
+        const dialTo = (address: Tcp.TcpAddress, host: string) => {
+          const named = tls !== undefined && tls.servername === undefined && net.isIP(host) === 0
+          const plain =
+            tls === undefined ? Tcp.connect(address) : Tls.connect(address, named ? { ...tls, servername: host } : tls)
+          return token === undefined ? plain : Effect.flatMap(plain, Auth.client(token))
+        }
+        const upstream = config.upstream[0]!
         if (!isLoopback(config.listen.host)) {
           yield* Effect.logWarning(
             `proxy: listening on ${formatAddress(config.listen)}, beyond loopback: anyone who can reach it can use the tunnel`
           )
         }
-        if (linkListen === undefined && !isLoopback(config.upstream.host) && tls === undefined && token === undefined) {
+        const remote = config.upstream.filter((address) => !isLoopback(address.host))
+        if (linkListen === undefined && remote.length > 0 && tls === undefined && token === undefined) {
           yield* Effect.logWarning(
-            `proxy: the link to ${formatAddress(config.upstream)} leaves this machine without TLS or a token: traffic is readable and unauthenticated (see --tls, --token)`
+            `proxy: the link to ${remote.map(formatAddress).join(",")} leaves this machine without TLS or a token: traffic is readable and unauthenticated (see --tls, --token)`
           )
         }
         const running = yield* PlaitProxy.make({
           listen: config.listen,
-          upstream: config.upstream,
-          dial,
+          upstream,
+          upstreams: config.upstream,
+          links: config.links,
+          dial: dialTo(upstream, upstream.host),
+          dialUpstream: (pooled) => dialTo(pooled.address, pooled.host),
           services: proxyServices(config),
           acceptProxyProtocol: config.acceptProxyProtocol,
           ...(linkListen === undefined ? {} : { linkListen }),

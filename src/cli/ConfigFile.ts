@@ -6,7 +6,8 @@
  * - A key is a setting's flag without its dashes (`--max-window` ↔ `max-window`, kebab-case); the
  *   repeatable `--service` is the map `services` (name → address, or a table with `listen` on the
  *   proxy, `target` and `proxy-protocol` on the server). Values go through the same parsers as flags,
- *   so `max-window: 8MiB` and `max-window: 8388608` mean the same; a boolean is a boolean.
+ *   so `max-window: 8MiB` and `max-window: 8388608` mean the same; a boolean is a boolean; a
+ *   comma-separated setting (`upstream`) may also be a list (`upstream: [a:7001, b:7001]`).
  * - Any problem is one {@link OptionsError} naming the key and the file: an unknown key, a value of
  *   the wrong type, a bad value (address, size, …), and also a file that cannot be read, is not a
  *   regular file, is over {@link MAX_CONFIG_BYTES}, or is not valid YAML/TOML (with line and column).
@@ -155,6 +156,10 @@ const fromParser = (
 
 const StringValue = Schema.String
 const NumberOrString = Schema.Union([Schema.Finite, Schema.String])
+const StringOrStrings = Schema.Union([
+  Schema.String,
+  Schema.Array(Schema.String.pipe(Schema.annotate({ expected: "a string HOST:PORT" })))
+])
 
 const listenAddress = fromParser(StringValue, "a string HOST:PORT", parseAddress(0))
 const targetAddress = fromParser(StringValue, "a string HOST:PORT", parseAddress(1))
@@ -234,6 +239,9 @@ const valueSchema = (setting: AnySetting): Schema.Top => {
       return Schema.Boolean.pipe(Schema.annotate({ expected: "true or false" }))
     case "number":
       return fromParser(NumberOrString, "a number or a string", setting.parse, setting.secret === true)
+    case "strings":
+      // A list is read as its items joined by commas (`String` of an array), the flag's own form.
+      return fromParser(StringOrStrings, "a string or a list of strings", setting.parse, setting.secret === true)
     default:
       return fromParser(StringValue, "a string", setting.parse, setting.secret === true)
   }

@@ -142,7 +142,10 @@ export interface ServerServiceEntry {
  */
 export interface ProxyConfig extends CommonConfig {
   readonly listen: TcpAddress
-  readonly upstream: TcpAddress
+  /** The servers (`--upstream A,B,…`), at least one; with several, or `links` above 1, a link pool. */
+  readonly upstream: ReadonlyArray<TcpAddress>
+  /** Links kept open, spread over the upstreams (`--links`). */
+  readonly links: number
   /** Accept the link from servers that dial here (`plait server --connect`) instead of dialling `upstream`. */
   readonly linkListen: TcpAddress | undefined
   /** Every client starts with a PROXY protocol header (v1 or v2) from a load balancer in front. */
@@ -254,7 +257,7 @@ export const USAGE_EXIT_CODE = 2
  * @since 0.1.0
  * @category models
  */
-export type FileKind = "string" | "number" | "boolean" | "proxy-services" | "server-services"
+export type FileKind = "string" | "strings" | "number" | "boolean" | "proxy-services" | "server-services"
 
 /**
  * One setting: how it reads, documents and defaults a value of type `A`.
@@ -304,13 +307,14 @@ export interface ListSetting<I> {
 }
 
 /**
- * One entry per config field; list fields take a {@link ListSetting}.
+ * One entry per config field; list fields take a {@link ListSetting} (a repeatable flag), or a
+ * {@link Setting} whose one value is the list (`--upstream A,B`).
  *
  * @since 0.1.0
  * @category models
  */
 export type Settings<C> = {
-  readonly [K in keyof C]: C[K] extends ReadonlyArray<infer I> ? ListSetting<I> : Setting<C[K]>
+  readonly [K in keyof C]: C[K] extends ReadonlyArray<infer I> ? ListSetting<I> | Setting<C[K]> : Setting<C[K]>
 }
 
 /**
@@ -378,6 +382,42 @@ export const address =
       return Result.fail(`port must be from ${minPort} to 65535 (got ${text})`)
     }
     return Result.succeed({ host: match[1] ?? match[2]!, port })
+  }
+
+/**
+ * Most addresses in one `HOST:PORT,HOST:PORT` list.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const MAX_ADDRESSES = 64
+
+/**
+ * `HOST:PORT[,HOST:PORT…]`: one or more addresses separated by commas, each as {@link address},
+ * none twice, at most {@link MAX_ADDRESSES}.
+ *
+ * @since 0.2.0
+ * @category parsers
+ */
+export const addressList =
+  (minPort: 0 | 1) =>
+  (text: string): Result.Result<ReadonlyArray<TcpAddress>, string> => {
+    const entries = text.split(",").map((entry) => entry.trim())
+    if (entries.length > MAX_ADDRESSES) {
+      return Result.fail(`must list at most ${MAX_ADDRESSES} addresses (got ${entries.length})`)
+    }
+    const out: Array<TcpAddress> = []
+    const seen = new Set<string>()
+    for (const entry of entries) {
+      if (entry === "") return Result.fail(`must be HOST:PORT[,HOST:PORT...] with no empty entry (got ${quote(text)})`)
+      const parsed = address(minPort)(entry)
+      if (Result.isFailure(parsed)) return Result.fail(parsed.failure)
+      const key = Tcp.formatAddress(parsed.success)
+      if (seen.has(key)) return Result.fail(`names ${key} twice`)
+      seen.add(key)
+      out.push(parsed.success)
+    }
+    return Result.succeed(out)
   }
 
 const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
@@ -817,10 +857,19 @@ export const proxySettings: Settings<ProxyConfig> = {
   },
   upstream: {
     flag: "--upstream",
-    metavar: "HOST:PORT",
-    doc: "the plait server to keep the link to",
+    metavar: "HOST:PORT[,HOST:PORT...]",
+    doc: "the plait server(s) to keep links to; with several servers or --links above 1, each address a host name resolves to counts as a server",
     default: formatAddress(PlaitProxy.DEFAULT_UPSTREAM),
-    parse: address(1)
+    file: "strings",
+    parse: addressList(1)
+  },
+  links: {
+    flag: "--links",
+    metavar: "N",
+    doc: "links kept open, spread over the --upstream servers; new clients go to the live link with the fewest streams",
+    default: "1",
+    file: "number",
+    parse: integer(1, 256)
   },
   linkListen: {
     flag: "--link-listen",

@@ -53,7 +53,7 @@ describe("config file: values", () => {
     const config = proxyConfig(["proxy", "--config", fixture("proxy.yaml")])
     assert.strictEqual(config.config, fixture("proxy.yaml"))
     assert.deepStrictEqual(config.listen, { host: "127.0.0.1", port: 7100 })
-    assert.deepStrictEqual(config.upstream, { host: "::1", port: 7101 })
+    assert.deepStrictEqual(config.upstream, [{ host: "::1", port: 7101 }])
     assert.strictEqual(config.maxWindow, 8 * 1024 * 1024)
     assert.strictEqual(config.maxClients, 300)
     assert.strictEqual(config.keepaliveIntervalMillis, 5_000)
@@ -87,7 +87,7 @@ describe("config file: values", () => {
     const env = { PLAIT_UPSTREAM: "127.0.0.1:2002", PLAIT_MAX_CLIENTS: "" }
     const config = proxyConfig(["proxy", "--config", "p.yaml", "--listen", "127.0.0.1:3001"], env, read)
     assert.deepStrictEqual(config.listen, { host: "127.0.0.1", port: 3001 }, "flag over file")
-    assert.deepStrictEqual(config.upstream, { host: "127.0.0.1", port: 2002 }, "env over file")
+    assert.deepStrictEqual(config.upstream, [{ host: "127.0.0.1", port: 2002 }], "env over file")
     assert.strictEqual(config.maxClients, 5, "file over default (an empty variable is unset)")
     assert.strictEqual(config.linkWaitMillis, 10_000, "default")
   })

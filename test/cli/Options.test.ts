@@ -56,7 +56,8 @@ describe("parseProxyArgs", () => {
     assert.deepStrictEqual(config(parseProxyArgs([], {})), {
       config: undefined,
       listen: { host: "127.0.0.1", port: 7000 },
-      upstream: { host: "127.0.0.1", port: 7001 },
+      upstream: [{ host: "127.0.0.1", port: 7001 }],
+      links: 1,
       linkListen: undefined,
       services: [],
       acceptProxyProtocol: false,
@@ -149,7 +150,8 @@ describe("parseProxyArgs", () => {
     assert.deepStrictEqual(parsed, {
       config: undefined,
       listen: { host: "0.0.0.0", port: 9000 },
-      upstream: { host: "example.internal", port: 7100 },
+      upstream: [{ host: "example.internal", port: 7100 }],
+      links: 1,
       linkListen: { host: "0.0.0.0", port: 7101 },
       services: [],
       acceptProxyProtocol: true,
@@ -193,13 +195,13 @@ describe("parseProxyArgs", () => {
     }
     const fromEnv = config(parseProxyArgs([], env))
     assert.deepStrictEqual(fromEnv.listen, { host: "127.0.0.1", port: 9100 })
-    assert.deepStrictEqual(fromEnv.upstream, { host: "10.0.0.1", port: 7001 })
+    assert.deepStrictEqual(fromEnv.upstream, [{ host: "10.0.0.1", port: 7001 }])
     assert.strictEqual(fromEnv.maxWindow, 262_144)
     assert.strictEqual(fromEnv.logLevel, "Info")
     assert.strictEqual(fromEnv.keepaliveIntervalMillis, 0)
     const flagged = config(parseProxyArgs(["--listen", "127.0.0.1:9200"], env))
     assert.deepStrictEqual(flagged.listen, { host: "127.0.0.1", port: 9200 })
-    assert.deepStrictEqual(flagged.upstream, { host: "10.0.0.1", port: 7001 })
+    assert.deepStrictEqual(flagged.upstream, [{ host: "10.0.0.1", port: 7001 }])
   })
 
   it("keeps the last value of a repeated flag and ignores a lone `--`", () => {
@@ -211,7 +213,7 @@ describe("parseProxyArgs", () => {
     const parsed = config(parseProxyArgs(["--token", "-starts-with-a-dash-0123", "--tls", "--upstream", "h:1"], {}))
     assert.strictEqual(parsed.token, "-starts-with-a-dash-0123")
     assert.strictEqual(parsed.tls, true)
-    assert.deepStrictEqual(parsed.upstream, { host: "h", port: 1 })
+    assert.deepStrictEqual(parsed.upstream, [{ host: "h", port: 1 }])
     assert.strictEqual(
       proxyError(["--tls", "false"]).message,
       'plait proxy: unexpected argument "false" (see --help)',
@@ -222,7 +224,7 @@ describe("parseProxyArgs", () => {
   it("accepts IPv6 in brackets and host names, and port 0 to listen", () => {
     const parsed = config(parseProxyArgs(["--listen", "[::1]:0", "--upstream", "localhost:7001"], {}))
     assert.deepStrictEqual(parsed.listen, { host: "::1", port: 0 })
-    assert.deepStrictEqual(parsed.upstream, { host: "localhost", port: 7001 })
+    assert.deepStrictEqual(parsed.upstream, [{ host: "localhost", port: 7001 }])
   })
 
   it("returns the help for --help or -h anywhere, even next to bad values", () => {
@@ -403,7 +405,7 @@ describe("parseProxyArgs refusals: one line naming the flag", () => {
       ["--upstream", "--listen", "127.0.0.1:1"],
       {},
       "--upstream",
-      "plait proxy: --upstream needs a value: HOST:PORT"
+      "plait proxy: --upstream needs a value: HOST:PORT[,HOST:PORT...]"
     ]
   ]
   for (const [name, argv, env, setting, message] of cases) {
@@ -538,6 +540,7 @@ describe("flag tables", () => {
         "--config",
         "--listen",
         "--upstream",
+        "--links",
         "--link-listen",
         "--service",
         "--accept-proxy-protocol",

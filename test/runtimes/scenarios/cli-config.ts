@@ -77,7 +77,7 @@ runScenario(
     yield* check(
       proxyConfig?.maxWindow === 8 * 1024 * 1024 &&
         proxyConfig.maxClients === 7 &&
-        proxyConfig.upstream.host === "::1" &&
+        proxyConfig.upstream[0]?.host === "::1" &&
         proxyConfig.services.map((service) => `${service.name}=${service.listen.port}`).join(",") ===
           "web=7200,db=7201",
       "proxy.yaml read, a flag over the file"
