@@ -14,6 +14,12 @@
  *   retried attempt: a peer that answers the probe with garbage or stalls mid-hello is a failed
  *   dial (logged, backed off), and a plain yamux peer gets a plain session. The agreement of each
  *   session is kept with it ({@link Link.agreement}) for the openers to consult.
+ * - With `resume` (and both ends offering it in the negotiation), each session runs over a
+ *   resumable transport (`Resume.dial`, inside the retried attempt): a lost connection (TCP error,
+ *   silence beneath the session) is redialled and the same session resumed — its streams pause,
+ *   they are not reset — until the resume window runs out or the server refuses; only then does
+ *   the session end and a fresh one get dialled. The yamux keepalive is off for such sessions:
+ *   liveness is the layer's heartbeat.
  * - Which end dialled is independent of which end opens streams: a proxy dials a server (`make`
  *   with role `proxy`), or a server dials a proxy (`make` with role `server` and `onSession` serving
  *   the streams), and a proxy may instead accept links (`LinkListener.listen`), behind the same
@@ -24,7 +30,9 @@
 import { Clock, Deferred, Effect, Exit, Fiber, Schedule, Scope } from "effect"
 import { Signal } from "../internal/session/Signal.ts"
 import * as Events from "../observability/Events.ts"
+import * as Resume from "../resume/Resume.ts"
 import type { SessionConfig } from "../session/Config.ts"
+import { ConfigError } from "../session/Config.ts"
 import * as Session from "../session/Session.ts"
 import * as Negotiation from "../transport/Negotiation.ts"
 import type { Transport, TransportError } from "../transport/Transport.ts"
@@ -72,6 +80,11 @@ export interface LinkOptions {
     session: Session.Session,
     agreement: Negotiation.Agreement
   ) => Effect.Effect<void, never, Scope.Scope>
+  /**
+   * Resumption (`docs/resume.md`): offered in each negotiation when set and its window is above 0.
+   * `token` is the link's `--token` (it keys the session secret).
+   */
+  readonly resume?: { readonly config?: Partial<Resume.ResumeConfig>; readonly token?: string }
 }
 
 /**
@@ -202,19 +215,34 @@ export const make = Effect.fnUntraced(function* (options: LinkOptions) {
   const scope = yield* Effect.scope
   const core = new LinkCore()
   const role = options.role ?? "proxy"
+  // Resumption: the layer's settings follow the session's keepalive unless given (validated here,
+  // once: a bad setting is a programming error of the caller; the CLI validates its flags first).
+  const resumeConfig =
+    options.resume === undefined || (options.resume.config?.windowMillis ?? Resume.defaults.windowMillis) === 0
+      ? undefined
+      : Resume.linkConfig(options.session, options.resume.config)
+  if (resumeConfig !== undefined) {
+    const valid = Resume.validateResumeConfig(resumeConfig)
+    if (valid instanceof ConfigError) return yield* Effect.die(valid)
+  }
   const negotiate = Negotiation.dialer({
     role,
+    resume: resumeConfig !== undefined,
     ...(options.negotiationTimeoutMillis === undefined ? {} : { timeoutMillis: options.negotiationTimeoutMillis })
   })
   let attempt = 0
   let quickDeaths = 0
 
-  // Dial and negotiation are one attempt: a peer that garbles the negotiation is retried like one
-  // that refuses the connection.
+  // Dial, negotiation and (when agreed) the resumable session's hello are one attempt: a peer that
+  // garbles any of them is retried like one that refuses the connection.
   const dialWithRetry = (generationScope: Scope.Scope) =>
     Effect.suspend(() => {
       attempt++
-      return options.dial.pipe(Effect.flatMap(negotiate), Scope.provide(generationScope))
+      return options.dial.pipe(
+        Effect.flatMap(negotiate),
+        Effect.flatMap((negotiated) => resumable(negotiated)),
+        Scope.provide(generationScope)
+      )
     }).pipe(
       Effect.tapError((error) =>
         Effect.suspend(() => {
@@ -225,16 +253,64 @@ export const make = Effect.fnUntraced(function* (options: LinkOptions) {
       Effect.retry(retrySchedule(options.retry))
     )
 
+  /** Opens the resumable session over a negotiated connection that agreed on it. */
+  const resumable = (negotiated: Negotiation.Negotiated) =>
+    resumeConfig === undefined || !negotiated.agreement.resume
+      ? Effect.succeed({ ...negotiated, resumed: undefined })
+      : Resume.dial(negotiated.transport, {
+          config: resumeConfig,
+          ...(options.resume?.token === undefined ? {} : { token: options.resume.token }),
+          // The dialler always reaches the same address: the peer does not change with a resume.
+          onEvent: Events.forResume(events, role, () => negotiated.transport.remoteAddress)
+        }).pipe(
+          Effect.catchTag("ConfigError", (error) => Effect.die(error)),
+          Effect.map((dialed) =>
+            dialed._tag === "Plain"
+              ? { transport: dialed.transport, agreement: negotiated.agreement, resumed: undefined }
+              : { transport: dialed.transport, agreement: negotiated.agreement, resumed: dialed.transport }
+          )
+        )
+
+  /** Redials and resumes each time the connection beneath `transport` is lost. */
+  const keepResumed = (transport: Resume.DialerTransport) =>
+    Resume.keepResumed(
+      transport,
+      // A server that no longer offers resumption (restarted without it) cannot resume this session.
+      options.dial.pipe(
+        Effect.flatMap(negotiate),
+        Effect.flatMap((negotiated) =>
+          negotiated.agreement.resume
+            ? Effect.succeed(negotiated.transport)
+            : Effect.andThen(negotiated.transport.close, Effect.fail(Resume.unsupportedError(options.upstream)))
+        )
+      ),
+      {
+        onLoss: (reason) =>
+          Effect.logWarning(
+            `link: connection to ${options.upstream} lost (${reason}); resuming session ${transport.ticket}`
+          ),
+        onResumed: (attempts) =>
+          Effect.logInfo(
+            `link: session ${transport.ticket} resumed (attempt ${attempts}, ${transport.stats().resumes} resume(s) so far)`
+          ),
+        onAttemptFailed: (error, n) =>
+          Effect.logWarning(`link: resume attempt ${n} of session ${transport.ticket} failed: ${error.message}`)
+      }
+    )
+
   const runGeneration = Effect.gen(function* () {
     const generationScope = yield* Scope.make()
     generations.add(generationScope)
-    const { transport, agreement } = yield* dialWithRetry(generationScope)
+    const { transport, agreement, resumed } = yield* dialWithRetry(generationScope)
+    if (resumed !== undefined) yield* Effect.forkIn(keepResumed(resumed), generationScope)
     const goAway = Deferred.makeUnsafe<string>()
     const peer = transport.remoteAddress
     const publishSessionEvent = Events.forSession(events, role, peer)
+    const sessionConfig =
+      resumed === undefined ? options.session : Resume.sessionConfig(options.session, resumed.windowMillis)
     const session = yield* Session.make(transport, {
       client: true,
-      ...(options.session === undefined ? {} : { config: options.session }),
+      ...(sessionConfig === undefined ? {} : { config: sessionConfig }),
       ...(options.firstStreamId === undefined ? {} : { firstStreamId: options.firstStreamId }),
       onEvent: (event) => {
         if (event._tag === "GoAwayReceived") Deferred.doneUnsafe(goAway, Exit.succeed("the peer sent GO_AWAY"))
@@ -246,7 +322,9 @@ export const make = Effect.fnUntraced(function* (options: LinkOptions) {
     core.up(session, agreement)
     Events.publish(events, { _tag: "LinkUp", role, peer })
     yield* Effect.logInfo(
-      `link: up to ${peer} (session ${core.generation}${agreement.peer === "plait" ? "" : ", plain yamux peer"})`
+      `link: up to ${peer} (session ${core.generation}${agreement.peer === "plait" ? "" : ", plain yamux peer"}${
+        resumed === undefined ? "" : `, resumable ${resumed.ticket}`
+      })`
     )
     if (options.onSession !== undefined) {
       yield* Effect.forkIn(options.onSession(session, agreement).pipe(Scope.provide(generationScope)), generationScope)

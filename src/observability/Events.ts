@@ -9,6 +9,8 @@
  * @since 0.1.0
  */
 import { Context, Effect, Layer, PubSub } from "effect"
+import type { ResumeEvent } from "../resume/Resume.ts"
+import { failureCode, type ResumeFailureCode } from "../resume/ResumeError.ts"
 import type { SessionEvent, SessionLimit } from "../session/Session.ts"
 
 /**
@@ -52,6 +54,27 @@ export type PlaitEvent =
       readonly streamId: number
       /** What happened, when the limit ended the link (a flood budget, a frame deadline). */
       readonly detail?: string
+    }
+  /** The connection beneath a resumable session was lost: the session waits for a resume. */
+  | { readonly _tag: "LinkSuspended"; readonly role: Role; readonly peer: string; readonly reason: string }
+  /** A suspended session continues on a new connection. */
+  | {
+      readonly _tag: "LinkResumed"
+      readonly role: Role
+      readonly peer: string
+      /** Bytes this side sent again. */
+      readonly replayedBytes: number
+      /** From the loss to the resume. */
+      readonly pausedMillis: number
+    }
+  /** A resume failed: refused (by reason), the window ran out, or the peer could not be verified. */
+  | {
+      readonly _tag: "ResumeFailed"
+      readonly role: Role
+      readonly peer: string
+      /** A bounded code, for metrics labels; `detail` is the human-readable line. */
+      readonly reason: ResumeFailureCode
+      readonly detail: string
     }
 
 /**
@@ -126,6 +149,39 @@ export const forSession =
           ...(event.detail === undefined ? {} : { detail: event.detail })
         })
         break
+    }
+  }
+
+/**
+ * Translates a resumable transport's events into bus events for one link, seen by `role`; `peer`
+ * is read when each event happens (the connection changes with every resume).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const forResume =
+  (events: PubSub.PubSub<PlaitEvent>, role: Role, peer: () => string) =>
+  (event: ResumeEvent): void => {
+    switch (event._tag) {
+      case "Lost":
+        publish(events, { _tag: "LinkSuspended", role, peer: peer(), reason: event.reason })
+        break
+      case "Resumed":
+        publish(events, {
+          _tag: "LinkResumed",
+          role,
+          peer: peer(),
+          replayedBytes: event.replayedBytes,
+          pausedMillis: event.pausedMillis
+        })
+        break
+      case "Ended": {
+        const reason = failureCode(event.error)
+        if (reason !== undefined) {
+          publish(events, { _tag: "ResumeFailed", role, peer: peer(), reason, detail: event.error.message })
+        }
+        break
+      }
     }
   }
 

@@ -88,6 +88,41 @@ export const limitsReached = Metric.counter("plait_limits_reached_total", {
 })
 
 /**
+ * Connections lost beneath resumable sessions (the session waited for a resume), by `role`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const linkSuspensions = Metric.counter("plait_link_suspensions_total", {
+  description: "connections lost beneath resumable sessions"
+})
+/**
+ * Resumable sessions continued on a new connection, by `role`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const resumes = Metric.counter("plait_resumes_total", { description: "sessions resumed on a new connection" })
+/**
+ * Bytes sent again after resumes, by `role`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const resumeReplayedBytes = Metric.counter("plait_resume_replayed_bytes_total", {
+  description: "bytes sent again after resumes"
+})
+/**
+ * Failed resumes (refused by reason, window expired, peer unverified), by `role` and `reason`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const resumeFailures = Metric.counter("plait_resume_failures_total", {
+  description: "resumes that failed, by reason"
+})
+
+/**
  * How long the metrics subscriber lets events gather between two batches: at most this stale, and
  * at most 1000 / this wake-ups per second however many connections come and go (the bus slides,
  * so a burst larger than its capacity within this window drops the oldest events).
@@ -112,11 +147,11 @@ const REFUSAL_LIMITS: ReadonlySet<string> = new Set(["maxClients", "maxSessions"
 class Tally {
   readonly counts = new Map<string, { readonly metric: Metric.Counter<number>; n: number }>()
 
-  add(metric: Metric.Counter<number>, attributes: Readonly<Record<string, string>>): void {
+  add(metric: Metric.Counter<number>, attributes: Readonly<Record<string, string>>, amount = 1): void {
     const key = `${metric.id}\u0000${Object.values(attributes).join("\u0000")}`
     const entry = this.counts.get(key)
-    if (entry !== undefined) entry.n++
-    else this.counts.set(key, { metric: Metric.withAttributes(metric, attributes), n: 1 })
+    if (entry !== undefined) entry.n += amount
+    else this.counts.set(key, { metric: Metric.withAttributes(metric, attributes), n: amount })
   }
 
   updates(): Array<Effect.Effect<void>> {
@@ -148,6 +183,16 @@ const tally = (events: Iterable<PlaitEvent>): Tally => {
       case "LimitReached":
         t.add(limitsReached, { role, limit: event.limit })
         break
+      case "LinkSuspended":
+        t.add(linkSuspensions, { role })
+        break
+      case "LinkResumed":
+        t.add(resumes, { role })
+        if (event.replayedBytes > 0) t.add(resumeReplayedBytes, { role }, event.replayedBytes)
+        break
+      case "ResumeFailed":
+        t.add(resumeFailures, { role, reason: event.reason })
+        break
     }
   }
   return t
@@ -175,6 +220,12 @@ export const describe = (event: PlaitEvent): string => {
       return event.detail === undefined
         ? `${event.role}: limit ${event.limit} reached on the link with ${event.peer} (stream ${event.streamId})`
         : `${event.role}: limit ${event.limit} reached on the link with ${event.peer}: ${event.detail}`
+    case "LinkSuspended":
+      return `${event.role}: link to ${event.peer} lost (${event.reason}); its session waits for a resume`
+    case "LinkResumed":
+      return `${event.role}: link to ${event.peer} resumed after ${event.pausedMillis} ms (${event.replayedBytes} bytes sent again)`
+    case "ResumeFailed":
+      return `${event.role}: resume with ${event.peer} failed (${event.reason}): ${event.detail}`
   }
 }
 

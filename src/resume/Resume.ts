@@ -51,15 +51,18 @@ import {
   parseMessage,
   type ServerHello
 } from "../internal/resume/Wire.ts"
-import { ConfigError } from "../session/Config.ts"
+import { ConfigError, type SessionConfig, defaults as sessionDefaults } from "../session/Config.ts"
 import { withLeftover } from "../transport/Auth.ts"
+import type * as Negotiation from "../transport/Negotiation.ts"
 import { type Transport, TransportError } from "../transport/Transport.ts"
 import {
   Closed,
+  failureCode as codeOf,
   PeerUnverified,
   type RefusalReason,
   Refused,
   ResumeError,
+  type ResumeFailureCode,
   refusalText,
   resumeError
 } from "./ResumeError.ts"
@@ -245,6 +248,11 @@ export interface DialerTransport extends ResumableTransport {
     transport: Transport,
     options?: { readonly release?: Effect.Effect<void>; readonly binding?: Uint8Array }
   ) => Effect.Effect<{ readonly detached: Effect.Effect<void> }, TransportError>
+  /**
+   * Gives the session up (the peer cannot resume it, e.g. it no longer offers resumption): it
+   * ends at once with `Refused(reason)`.
+   */
+  readonly abandon: (reason: RefusalReason) => Effect.Effect<void>
 }
 
 const viewOf = <Extra extends object>(
@@ -281,11 +289,15 @@ const makeResumable = (
   onEvent: ((event: ResumeEvent) => void) | undefined
 ): Effect.Effect<Resumable, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const scope = yield* Effect.scope
+    // The timer and every connection's fibers live in a scope of their own, created now: whatever
+    // the caller adds to its scope afterwards (the session, whose close still writes through this
+    // transport) is finalized before them, even fibers of connections resumed much later.
+    const own = yield* Scope.fork(yield* Effect.scope)
     const clock = yield* Clock.Clock
-    const r = new Resumable(settingsOf(config, windowMillis, capacity), scope, clock, first, onEvent)
+    const r = new Resumable(settingsOf(config, windowMillis, capacity), own, clock, first, onEvent)
     yield* r.attachUnsafe(first, 0, Effect.void).start
-    yield* Effect.forkIn(r.timer(), scope)
+    yield* Effect.forkIn(r.timer(), own)
+    // Runs before `own` closes: an ABORT queued here still goes out (its connection is closed, not reset).
     yield* Effect.addFinalizer(() =>
       r.end(resumeError(new Closed({ message: "the link's scope closed" })), "abort", AbortCode.Aborted)
     )
@@ -372,6 +384,23 @@ const refusedError = (peer: string, reason: RefusalReason): TransportError => {
   const error = resumeError(new Refused({ reason }))
   return handshakeError(`${peer}: ${error.reason.message}`, error)
 }
+
+/**
+ * The failure code of a session's end, when it was a failed resume.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const failureCode: (error: ResumeError) => ResumeFailureCode | undefined = codeOf
+
+/**
+ * A redial's failure meaning the peer no longer offers resumption: `keepResumed` gives the
+ * session up at once (`Refused`/`Unsupported`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const unsupportedError = (peer: string): TransportError => refusedError(peer, "Unsupported")
 
 /**
  * The {@link ResumeError} behind a transport error raised by this layer, if any.
@@ -513,9 +542,10 @@ export const dial = (
         return { detached: attached.detached }
       })
 
+    const abandon = (reason: RefusalReason) => r.end(resumeError(new Refused({ reason })), "drop", AbortCode.Aborted)
     const dialed: Dialed = {
       _tag: "Resumable",
-      transport: viewOf(r, ticketLabel(ticket), windowMillis, { resume })
+      transport: viewOf(r, ticketLabel(ticket), windowMillis, { resume, abandon })
     }
     return dialed
   }).pipe(Effect.onExit((exit) => (Exit.isFailure(exit) ? transport.close : Effect.void)))
@@ -535,12 +565,18 @@ export interface KeepResumedOptions {
   readonly bindingOf?: (transport: Transport) => Uint8Array | undefined
   /** Called after each failed attempt (for logs). */
   readonly onAttemptFailed?: (error: TransportError, attempt: number) => Effect.Effect<void>
+  /** Called when a connection is lost, with what ended it (for logs). */
+  readonly onLoss?: (reason: string) => Effect.Effect<void>
+  /** Called after a successful resume, with the attempts it took (for logs). */
+  readonly onResumed?: (attempts: number) => Effect.Effect<void>
 }
 
 /**
  * Keeps a dialler's session resumed: each time its connection is lost, redials with `redial` and
  * resumes, retrying with capped backoff until a resume succeeds or the session ends (window run
- * out, refusal). Returns when the session is over; run it in a fiber next to the session.
+ * out, refusal). A `redial` that fails with a `Refused` {@link ResumeError} as its cause (the peer
+ * no longer offers resumption) gives the session up at once. Returns when the session is over;
+ * run it in a fiber next to the session.
  *
  * @since 0.1.0
  * @category dialling
@@ -572,10 +608,17 @@ export const keepResumed = (
       if (n > 0) yield* Effect.sleep(Math.min(max, initial * 2 ** Math.min(n - 1, 20)))
       if (transport.status() !== "suspended") return
       const result = yield* attemptOnce
-      if (Exit.isSuccess(result)) return
+      if (Exit.isSuccess(result)) {
+        if (options.onResumed !== undefined) yield* options.onResumed(n + 1)
+        return
+      }
       const error = Exit.findErrorOption(result)
-      if (error._tag === "Some" && options.onAttemptFailed !== undefined) {
-        yield* options.onAttemptFailed(error.value, n + 1)
+      if (error._tag === "Some") {
+        if (options.onAttemptFailed !== undefined) yield* options.onAttemptFailed(error.value, n + 1)
+        const cause = resumeErrorOf(error.value)
+        if (cause?.reason._tag === "Refused" && transport.status() === "suspended") {
+          yield* transport.abandon(cause.reason.reason)
+        }
       }
     }
   })
@@ -583,7 +626,98 @@ export const keepResumed = (
     while (true) {
       const status = yield* transport.awaitLoss
       if (status === "ended") return
+      if (options.onLoss !== undefined) yield* options.onLoss(transport.stats().lastLoss)
       yield* resumeLoop
+    }
+  })
+}
+
+// Links -------------------------------------------------------------------------------------------
+
+/**
+ * The layer's settings for a link whose session runs with `session`: liveness moves beneath the
+ * session, so unless `resume` sets them, silence is the session's keepalive timeout and heartbeats
+ * go four times within it (at most once a second).
+ *
+ * @since 0.1.0
+ * @category links
+ */
+export const linkConfig = (
+  session: Partial<SessionConfig> | undefined,
+  resume: Partial<ResumeConfig> | undefined
+): Partial<ResumeConfig> => {
+  const silenceMillis = resume?.silenceMillis ?? session?.keepaliveTimeoutMillis ?? defaults.silenceMillis
+  const heartbeatMillis = resume?.heartbeatMillis ?? Math.max(1, Math.min(1_000, Math.floor(silenceMillis / 4)))
+  return { ...resume, silenceMillis, heartbeatMillis }
+}
+
+/**
+ * The session settings over a resumable transport: no yamux keepalive (a suspended link carries
+ * nothing by design; the layer's heartbeat judges the connection), and a partial-frame deadline
+ * that a suspension cannot trip (it grows by the resume window, which bounds a suspension anyway).
+ *
+ * @since 0.1.0
+ * @category links
+ */
+export const sessionConfig = (
+  session: Partial<SessionConfig> | undefined,
+  windowMillis: number
+): Partial<SessionConfig> => {
+  const frame = session?.frameTimeoutMillis ?? sessionDefaults.frameTimeoutMillis
+  return {
+    ...session,
+    keepaliveIntervalMillis: 0,
+    frameTimeoutMillis: frame === 0 ? 0 : frame + windowMillis
+  }
+}
+
+/**
+ * What a server makes of a negotiated connection ({@link acceptLink}).
+ *
+ * @since 0.1.0
+ * @category links
+ */
+export type AcceptedLink =
+  /** Start a session over `transport` with `session` settings (resumable or plain). */
+  | {
+      readonly _tag: "Session"
+      readonly transport: Transport
+      readonly agreement: Negotiation.Agreement
+      readonly session: Partial<SessionConfig> | undefined
+      readonly resumable: ResumableTransport | undefined
+    }
+  /** The connection continues an existing session: hold it until `detached`, start nothing. */
+  | { readonly _tag: "Resumed"; readonly ticket: string; readonly detached: Effect.Effect<void> }
+
+/**
+ * The server's step after the link negotiation: a connection that agreed on resumption goes
+ * through the acceptor (a new resumable session, or a resume of one); any other runs plain.
+ *
+ * @since 0.1.0
+ * @category links
+ */
+export const acceptLink = (
+  acceptor: Acceptor,
+  negotiated: Negotiation.Negotiated,
+  session: Partial<SessionConfig> | undefined
+): Effect.Effect<AcceptedLink, TransportError, Scope.Scope> => {
+  const plain = (transport: Transport): AcceptedLink => ({
+    _tag: "Session",
+    transport,
+    agreement: negotiated.agreement,
+    session,
+    resumable: undefined
+  })
+  if (!negotiated.agreement.resume) return Effect.succeed(plain(negotiated.transport))
+  return Effect.map(acceptor.accept(negotiated.transport), (accepted): AcceptedLink => {
+    if (accepted._tag === "Resumed") return accepted
+    if (accepted._tag === "Plain") return plain(accepted.transport)
+    return {
+      _tag: "Session",
+      transport: accepted.transport,
+      agreement: negotiated.agreement,
+      session: sessionConfig(session, accepted.transport.windowMillis),
+      resumable: accepted.transport
     }
   })
 }
@@ -600,8 +734,10 @@ export interface AcceptorOptions {
   readonly config?: Partial<ResumeConfig>
   /** The link's `--token`, when one is configured: it keys the session secret. */
   readonly token?: string | Uint8Array
-  /** Receives each session's lifecycle events, with its ticket label. */
-  readonly onEvent?: (event: ResumeEvent, ticket: string) => void
+  /** Receives each session's lifecycle events, with its ticket label and current peer address. */
+  readonly onEvent?: (event: ResumeEvent, ticket: string, peer: string) => void
+  /** Called for each refused resume request (after it was logged and counted). */
+  readonly onRefused?: (reason: RefusalReason, peer: string) => void
   /** Expired tickets remembered (to answer `Expired` rather than `UnknownTicket`); default 4096. */
   readonly maxTombstones?: number
 }
@@ -694,6 +830,7 @@ export const makeAcceptor = (options: AcceptorOptions = {}): Effect.Effect<Accep
     const refuse = (transport: Transport, reason: RefusalReason, label: string) =>
       Effect.gen(function* () {
         refused[reason]++
+        options.onRefused?.(reason, transport.remoteAddress)
         yield* Effect.logWarning(
           `resume: refused a resume of session ${label} from ${transport.remoteAddress}: ${refusalText[reason]}`
         )
@@ -723,13 +860,16 @@ export const makeAcceptor = (options: AcceptorOptions = {}): Effect.Effect<Accep
           const key = ticketKey(answer.session.ticket)
           const label = ticketLabel(answer.session.ticket)
           const onEvent = options.onEvent
+          // Events name the connection the session is on when they happen.
+          let current: Resumable | undefined
           const r = yield* makeResumable(
             config,
             config.windowMillis,
             answer.session.capacity,
             rest,
-            onEvent === undefined ? undefined : (event) => onEvent(event, label)
+            onEvent === undefined ? undefined : (event) => onEvent(event, label, current?.remoteAddress ?? peer)
           )
+          current = r
           entries.set(key, { state: makeTicketState(answer.session.ticket, answer.session.secret), resumable: r })
           // The registry forgets a session when it ends; an expired one leaves a tombstone.
           yield* Effect.forkDetach(

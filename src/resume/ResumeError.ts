@@ -237,6 +237,29 @@ export class ResumeError extends Data.TaggedError("ResumeError")<{
 }
 
 /**
+ * Why a resume failed, as a bounded code (metrics labels): the refusal's reason, `Expired` (no
+ * resume within the window) or `PeerUnverified` (the peer could not prove the session secret).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type ResumeFailureCode = RefusalReason | "Expired" | "PeerUnverified"
+
+/**
+ * The failure code of `error` when it is a failed resume (else `undefined`: the session ended for
+ * another reason — closed, aborted, a protocol violation).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const failureCode = (error: ResumeError): ResumeFailureCode | undefined => {
+  const reason = error.reason
+  if (reason._tag === "Refused") return reason.reason
+  if (reason._tag === "Expired" || reason._tag === "PeerUnverified") return reason._tag
+  return undefined
+}
+
+/**
  * Wraps a reason into a {@link ResumeError}.
  *
  * @since 0.1.0

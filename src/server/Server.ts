@@ -19,6 +19,12 @@
  * - `reload` swaps the service table atomically: a new stream sees the old table or the new one,
  *   never a mix. Streams already running keep the handler they started with, so a removed service
  *   stops taking streams while its open ones finish, and an unchanged one is not touched.
+ * - With `resume` (window above 0), links that offer resumption get a resumable session: the
+ *   negotiation then runs before the session (a connection that resumes a broken session starts
+ *   none, it is attached to that session and held until it is lost), broken sessions wait in a
+ *   registry for the window, and negotiations and resume handshakes hold `maxHandshakes` slots,
+ *   never `maxSessions` ones — so a resume is never refused because its own broken session holds
+ *   the last slot. GO_AWAY and shutdown still end sessions for good.
  * - With `connect`, the server dials a proxy instead of (or as well as) listening, through the same
  *   supervised, redialled `Link` a proxy uses: the TCP direction is reversed, the roles are not (the
  *   proxy opens the streams, the server serves them).
@@ -30,6 +36,8 @@ import * as Link from "../client/Link.ts"
 import { Histogram } from "../internal/observability/Histogram.ts"
 import { endNow, type MuxStream } from "../internal/session/Stream.ts"
 import * as Events from "../observability/Events.ts"
+import * as Resume from "../resume/Resume.ts"
+import * as ResumeError from "../resume/ResumeError.ts"
 import type { SessionConfig } from "../session/Config.ts"
 import type { MuxError } from "../session/MuxError.ts"
 import * as Session from "../session/Session.ts"
@@ -394,6 +402,11 @@ export interface ServerOptions {
   readonly listener?: (address: Tcp.TcpAddress) => Effect.Effect<Tcp.TcpServer, TransportError, Scope.Scope>
   /** Runs on each accepted link before the session starts (authentication). */
   readonly handshake?: (transport: Transport) => Effect.Effect<Transport, TransportError, Scope.Scope>
+  /**
+   * Resumption (`docs/resume.md`): offered to links when set and its window is above 0. `token`
+   * is the link's `--token` (it keys each session's secret).
+   */
+  readonly resume?: { readonly config?: Partial<Resume.ResumeConfig>; readonly token?: string }
 }
 
 /**
@@ -587,6 +600,11 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
     role: "server",
     ...(options.negotiationTimeoutMillis === undefined ? {} : { timeoutMillis: options.negotiationTimeoutMillis })
   })
+  const negotiateFirst = Negotiation.acceptor({
+    role: "server",
+    resume: true,
+    ...(options.negotiationTimeoutMillis === undefined ? {} : { timeoutMillis: options.negotiationTimeoutMillis })
+  })
   const initial: Record<string, Service> = { [DEFAULT_SERVICE]: options.handler ?? echo, ...options.services }
   const invalid = invalidName(initial)
   if (invalid !== undefined) return yield* Effect.die(new ServiceError({ message: invalid }))
@@ -597,6 +615,24 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
   const maxHandshakes = options.maxHandshakes ?? 1024
   const drainMillis = options.drainMillis ?? 10_000
   const events = yield* Events.current
+  const resumeConfig =
+    options.resume === undefined ? undefined : Resume.linkConfig(options.session, options.resume.config)
+  const resumption =
+    resumeConfig === undefined || (resumeConfig.windowMillis ?? Resume.defaults.windowMillis) === 0
+      ? undefined
+      : yield* Resume.makeAcceptor({
+          config: resumeConfig,
+          ...(options.resume?.token === undefined ? {} : { token: options.resume.token }),
+          onEvent: (event, _ticket, peer) => Events.forResume(events, "server", () => peer)(event),
+          onRefused: (reason, peer) =>
+            Events.publish(events, {
+              _tag: "ResumeFailed",
+              role: "server",
+              peer,
+              reason,
+              detail: ResumeError.refusalText[reason]
+            })
+        }).pipe(Effect.orDie)
   const scope = yield* Effect.scope
   const counters = new Counters(yield* Clock.Clock)
   const sessions = new Set<Session.Session>()
@@ -741,12 +777,21 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
   // stalling in it) have their own bound, so they cannot crowd out authenticated proxies.
   let linkCount = 0
   let handshaking = 0
+  // With resumption the negotiation (and the resume hello) run before the session, as handshakes.
+  const handshaken = options.handshake !== undefined || resumption !== undefined
   const serveLink = (accepted: Transport) =>
     Effect.gen(function* () {
       let transport = accepted
-      if (options.handshake !== undefined) {
+      let link: Resume.AcceptedLink | undefined
+      if (handshaken) {
         handshaking++
-        transport = yield* options.handshake(accepted).pipe(
+        const handshake = options.handshake
+        const steps = Effect.gen(function* () {
+          if (handshake !== undefined) transport = yield* handshake(accepted)
+          if (resumption === undefined) return undefined
+          return yield* Resume.acceptLink(resumption, yield* negotiateFirst(transport), options.session)
+        })
+        link = yield* steps.pipe(
           Effect.ensuring(
             Effect.sync(() => {
               handshaking--
@@ -754,6 +799,8 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
           )
         )
       }
+      // A resumed connection belongs to a session that already holds its slot.
+      if (link?._tag === "Resumed") return yield* link.detached
       if (linkCount >= maxSessions) {
         yield* refused(accepted.remoteAddress, "maxSessions", `${maxSessions} links already`)
         return yield* accepted.reset
@@ -765,6 +812,18 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
         })
       )
       const peer = transport.remoteAddress
+      if (link !== undefined) {
+        const negotiated = link
+        const session = yield* Session.make(negotiated.transport, {
+          client: false,
+          ...(negotiated.session === undefined ? {} : { config: negotiated.session }),
+          onEvent: Events.forSession(events, "server", peer)
+        })
+        yield* Effect.logInfo(
+          `server: link from ${peer}${negotiated.resumable === undefined ? "" : ` (resumable ${negotiated.resumable.ticket})`}`
+        )
+        return yield* serveSession(session, peer, () => negotiated.agreement)
+      }
       // The negotiation runs inside the session's transport: the session (and its slot) exists at
       // once, whatever the peer does first.
       const inline = negotiate(transport)
@@ -783,12 +842,11 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
   const links = yield* FiberSet.make<void, never>()
   const admit = (transport: Transport) =>
     Effect.suspend(() => {
-      const full = options.handshake === undefined ? linkCount >= maxSessions : handshaking >= maxHandshakes
+      const full = !handshaken ? linkCount >= maxSessions : handshaking >= maxHandshakes
       if (full) {
-        const [code, what] =
-          options.handshake === undefined
-            ? (["maxSessions", `${maxSessions} links`] as const)
-            : (["maxHandshakes", `${maxHandshakes} handshakes`] as const)
+        const [code, what] = !handshaken
+          ? (["maxSessions", `${maxSessions} links`] as const)
+          : (["maxHandshakes", `${maxHandshakes} handshakes`] as const)
         return Effect.andThen(refused(transport.remoteAddress, code, `${what} already`), transport.reset)
       }
       return Effect.asVoid(FiberSet.run(links, Effect.ensuring(serveLink(transport), transport.close)))
@@ -812,6 +870,7 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
           upstream: Tcp.formatAddress(options.connect.address),
           role: "server",
           ...(options.session === undefined ? {} : { session: options.session }),
+          ...(options.resume === undefined ? {} : { resume: options.resume }),
           ...(options.connect.retry === undefined ? {} : { retry: options.connect.retry }),
           ...(options.negotiationTimeoutMillis === undefined
             ? {}

@@ -27,9 +27,10 @@
  * | 14 | L | capabilities: `id` (2 bytes), `length` (2 bytes), value; each id at most once |
  *
  * Capabilities of version 1: {@link Capability.StreamOpen} (value: the highest open message version
- * the sender reads and writes, 1 byte). Id {@link Capability.Resume} is reserved for the resumption
- * layer (issue #14), which will also exchange its ticket after the hellos; ids a side does not know
- * are ignored, so a later capability never breaks an older peer. The hello's own version changes
+ * the sender reads and writes, 1 byte) and {@link Capability.Resume} (value: the resumption
+ * version, 1 byte; both listing it run the resumption handshake of `docs/resume.md` next, before
+ * the session); ids a side does not know are ignored, so a later capability never breaks an older
+ * peer. The hello's own version changes
  * only if this framing does.
  *
  * Invariants:
@@ -112,9 +113,12 @@ export const DEFAULT_TIMEOUT_MILLIS = 10_000
 export const Capability = {
   /** Every stream starts with an open message (service name, client address); value: its version. */
   StreamOpen: 1,
-  /** Reserved: the resumption layer beneath yamux (issue #14). */
+  /** The resumption layer beneath yamux (`docs/resume.md`); value: its version. */
   Resume: 2
 } as const
+
+/** The resumption version offered with {@link Capability.Resume}. */
+const RESUME_VERSION = 1
 
 /**
  * Which end of the tunnel a peer is: the proxy opens streams, the server serves them. Independent
@@ -150,6 +154,8 @@ export interface Agreement {
   readonly peerRole: Role | undefined
   /** The open message version in use on every stream; 0 when streams carry none. */
   readonly streamOpen: number
+  /** Both offered resumption: the resumption handshake follows, then the session over it. */
+  readonly resume: boolean
 }
 
 /**
@@ -158,7 +164,7 @@ export interface Agreement {
  * @since 0.2.0
  * @category constants
  */
-export const PLAIN: Agreement = { peer: "yamux", peerRole: undefined, streamOpen: 0 }
+export const PLAIN: Agreement = { peer: "yamux", peerRole: undefined, streamOpen: 0, resume: false }
 
 /**
  * A negotiated link: the transport to run the session over (bytes read behind the negotiation
@@ -197,6 +203,8 @@ export interface NegotiationOptions {
   readonly role: Role
   /** The highest open message version offered (default 1; 0 offers none). */
   readonly streamOpen?: number
+  /** Offer resumption (default false). */
+  readonly resume?: boolean
   /** Bound on the negotiation (default {@link DEFAULT_TIMEOUT_MILLIS}). */
   readonly timeoutMillis?: number
 }
@@ -216,6 +224,7 @@ export const helloOf = (options: NegotiationOptions): Hello => {
   const streamOpen = options.streamOpen ?? 1
   const capabilities = new Map<number, Uint8Array>()
   if (streamOpen > 0) capabilities.set(Capability.StreamOpen, Uint8Array.of(streamOpen))
+  if (options.resume === true) capabilities.set(Capability.Resume, Uint8Array.of(RESUME_VERSION))
   return { role: options.role, capabilities }
 }
 
@@ -313,7 +322,13 @@ export const decodeHello = (bytes: Uint8Array, peer: string): Hello | TransportE
  */
 export const agree = (ours: Hello, theirs: Hello): Agreement => {
   const version = (hello: Hello) => hello.capabilities.get(Capability.StreamOpen)?.[0] ?? 0
-  return { peer: "plait", peerRole: theirs.role, streamOpen: Math.min(version(ours), version(theirs)) }
+  const resume = (hello: Hello) => (hello.capabilities.get(Capability.Resume)?.[0] ?? 0) >= RESUME_VERSION
+  return {
+    peer: "plait",
+    peerRole: theirs.role,
+    streamOpen: Math.min(version(ours), version(theirs)),
+    resume: resume(ours) && resume(theirs)
+  }
 }
 
 const describeBytes = (bytes: Uint8Array): string =>

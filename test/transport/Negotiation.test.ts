@@ -64,10 +64,32 @@ describe("Negotiation: hello codec", () => {
     }
     const decoded = Negotiation.decodeHello(Negotiation.encodeHello(theirs), "peer") as Negotiation.Hello
     const ours = Negotiation.helloOf({ role: "proxy" })
-    assert.deepStrictEqual(Negotiation.agree(ours, decoded), { peer: "plait", peerRole: "server", streamOpen: 1 })
-    assert.deepStrictEqual(Negotiation.agree(decoded, ours), { peer: "plait", peerRole: "proxy", streamOpen: 1 })
+    assert.deepStrictEqual(Negotiation.agree(ours, decoded), {
+      peer: "plait",
+      peerRole: "server",
+      streamOpen: 1,
+      resume: false
+    })
+    assert.deepStrictEqual(Negotiation.agree(decoded, ours), {
+      peer: "plait",
+      peerRole: "proxy",
+      streamOpen: 1,
+      resume: false
+    })
     const none = Negotiation.helloOf({ role: "server", streamOpen: 0 })
     assert.strictEqual(Negotiation.agree(ours, none).streamOpen, 0)
+  })
+
+  it("resumption is agreed only when both offer it (capability 2, version 1)", () => {
+    const offering = Negotiation.helloOf({ role: "proxy", resume: true })
+    assert.deepStrictEqual(Array.from(offering.capabilities.get(Negotiation.Capability.Resume)!), [1])
+    const server = Negotiation.helloOf({ role: "server", resume: true })
+    const plainServer = Negotiation.helloOf({ role: "server" })
+    assert.isTrue(Negotiation.agree(offering, server).resume)
+    assert.isTrue(Negotiation.agree(server, offering).resume)
+    assert.isFalse(Negotiation.agree(offering, plainServer).resume)
+    assert.isFalse(Negotiation.agree(plainServer, offering).resume)
+    assert.isFalse(Negotiation.PLAIN.resume)
   })
 
   it("bad magic, version, role, oversized and duplicate capabilities are refused at their first bad byte", () => {
@@ -96,8 +118,8 @@ describe("Negotiation: over a transport", () => {
         [Negotiation.dialer({ role: "proxy" })(pair.a), Negotiation.acceptor({ role: "server" })(pair.b)],
         { concurrency: 2 }
       )
-      assert.deepStrictEqual(dialled.agreement, { peer: "plait", peerRole: "server", streamOpen: 1 })
-      assert.deepStrictEqual(accepted.agreement, { peer: "plait", peerRole: "proxy", streamOpen: 1 })
+      assert.deepStrictEqual(dialled.agreement, { peer: "plait", peerRole: "server", streamOpen: 1, resume: false })
+      assert.deepStrictEqual(accepted.agreement, { peer: "plait", peerRole: "proxy", streamOpen: 1, resume: false })
       const client = yield* Session.make(dialled.transport, { client: true })
       const server = yield* Session.make(accepted.transport, { client: false })
       const echo = yield* Effect.forkChild(echoOnce(server))

@@ -31,7 +31,7 @@ export interface Sample {
 /** An event as the dashboard lists it. */
 export interface RecentEvent {
   readonly t: number
-  readonly kind: "LinkUp" | "LinkDown" | "ClientRefused" | "LimitReached"
+  readonly kind: Exclude<PlaitEvent["_tag"], "StreamOpened" | "StreamClosed">
   readonly text: string
 }
 

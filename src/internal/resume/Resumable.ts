@@ -424,8 +424,8 @@ export class Resumable implements Transport {
   /**
    * Sends `words` on `c`, then closes it; never waits for it. The fiber starts at once, so the
    * bytes are queued on the transport before this returns (behind whatever the connection's
-   * writer queued: each transport write is queued whole); a peer that does not read gets the
-   * connection reset after `millis`, and so does the transport's scope closing first.
+   * writer queued: each transport write is queued whole); after `millis`, or when the transport's
+   * scope closes first, the connection is closed without waiting further.
    */
   private lastWords(c: Connection, words: Effect.Effect<void, TransportError>, millis: number): Effect.Effect<void> {
     return Effect.asVoid(
@@ -434,7 +434,8 @@ export class Resumable implements Transport {
           Effect.timeoutOption(millis),
           Effect.ignore,
           Effect.andThen(this.detach(c, "close")),
-          Effect.onInterrupt(() => this.detach(c, "reset"))
+          // The transport's scope closing: close (not reset), so that what was queued still goes out.
+          Effect.onInterrupt(() => this.detach(c, "close"))
         ),
         this.scope,
         { startImmediately: true }
