@@ -723,14 +723,23 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
       endNow(stream, false)
       return warnUnknown(stream, serving)
     }
-    return OpenMessage.read(stream, { timeoutMillis: openTimeoutMillis }).pipe(
+    // The open message's deadline is one entry of the server's shared sweeper (no timer fiber per
+    // stream): when it expires the stream is reset, and the failed read is reported as late.
+    let expired = false
+    const cancel = serving.after(openTimeoutMillis, () => {
+      expired = true
+      endNow(stream, false)
+    })
+    const deadline = { millis: openTimeoutMillis, expired: () => expired }
+    return OpenMessage.read(stream, { timeoutMillis: 0, deadline }).pipe(
       Effect.matchEffect({
-        onFailure: (error) =>
-          Effect.andThen(
-            Effect.sync(() => endNow(stream, false)),
-            error.isViolation ? violation(session, stream, peer, error) : Effect.void
-          ),
+        onFailure: (error) => {
+          cancel()
+          endNow(stream, false)
+          return error.isViolation ? violation(session, stream, peer, error) : Effect.void
+        },
         onSuccess: ({ message, rest }) => {
+          cancel()
           serving.service = message.service
           serving.source = message.source
           serving.destination = message.destination

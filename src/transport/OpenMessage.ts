@@ -320,19 +320,35 @@ const concat = (a: Uint8Array, b: Uint8Array): Uint8Array => {
 }
 
 /**
- * Reads one open message off the start of `stream` within `timeoutMillis` (default
- * {@link DEFAULT_TIMEOUT_MILLIS}). Holds at most the message plus one read; the bytes of that
- * read behind the message come back as `rest`.
+ * Options of {@link read}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ReadOptions {
+  /** Bound on the whole message (default {@link DEFAULT_TIMEOUT_MILLIS}); 0: none here. */
+  readonly timeoutMillis?: number
+  /**
+   * A deadline kept by the caller instead (a server's shared sweeper, no timer per stream): when
+   * it expires the caller resets the stream, and the failed read is reported as a {@link Timeout}.
+   */
+  readonly deadline?: { readonly millis: number; readonly expired: () => boolean }
+}
+
+/**
+ * Reads one open message off the start of `stream` within its deadline. Holds at most the message
+ * plus one read; the bytes of that read behind the message come back as `rest`.
  *
  * @since 0.2.0
  * @category reading
  */
 export const read = <E>(
   stream: { readonly read: Effect.Effect<Uint8Array | null, E> },
-  options: { readonly timeoutMillis?: number } = {}
+  options: ReadOptions = {}
 ): Effect.Effect<Received, OpenMessageError> =>
   Effect.suspend(() => {
     const timeoutMillis = options.timeoutMillis ?? DEFAULT_TIMEOUT_MILLIS
+    const deadline = options.deadline
     let buffered: Uint8Array = new Uint8Array(0)
     const loop = (): Effect.Effect<Received, OpenMessageError> => {
       if (buffered.length >= 3) {
@@ -346,7 +362,15 @@ export const read = <E>(
       }
       // Bounded: each pass adds at least one byte, and the prefix caps the total at 3 + 512.
       return stream.read.pipe(
-        Effect.mapError((cause) => new OpenMessageError({ reason: new Aborted({ cause }) })),
+        Effect.mapError(
+          (cause) =>
+            new OpenMessageError({
+              reason:
+                deadline?.expired() === true
+                  ? new Timeout({ millis: deadline.millis, received: buffered.length })
+                  : new Aborted({ cause })
+            })
+        ),
         Effect.flatMap((chunk) => {
           if (chunk === null) {
             return Effect.fail(new OpenMessageError({ reason: new Truncated({ received: buffered.length }) }))
@@ -356,6 +380,7 @@ export const read = <E>(
         })
       )
     }
+    if (timeoutMillis === 0) return loop()
     return loop().pipe(
       Effect.timeoutOrElse({
         duration: timeoutMillis,
