@@ -761,10 +761,16 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
   }
 
   /** Serves the streams of one session until it stops accepting, then lets them drain (bounded). */
-  const serveSession = (session: Session.Session, peer: string, agreement: () => Negotiation.Agreement) =>
+  // `announce`: publish LinkUp/LinkDown here; a dialled link (`connect`) has its Link do that.
+  const serveSession = (
+    session: Session.Session,
+    peer: string,
+    agreement: () => Negotiation.Agreement,
+    announce = true
+  ) =>
     Effect.gen(function* () {
       sessions.add(session)
-      Events.publish(events, { _tag: "LinkUp", role: "server", peer })
+      if (announce) Events.publish(events, { _tag: "LinkUp", role: "server", peer })
       // Handlers fail with their own errors, logged and acted upon in `handlerDone`: never joined.
       const handlers = yield* FiberSet.make<void, unknown>()
       const error = yield* Effect.flip(
@@ -778,8 +784,8 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
       yield* FiberSet.awaitEmpty(handlers).pipe(Effect.timeoutOption(drainMillis))
       sessions.delete(session)
       const reason = session.isClosed() ? (yield* session.await).message : error.message
-      Events.publish(events, { _tag: "LinkDown", role: "server", peer, reason })
-      yield* Effect.logInfo(`server: link from ${peer} ended: ${reason}`)
+      if (announce) Events.publish(events, { _tag: "LinkDown", role: "server", peer, reason })
+      yield* Effect.logInfo(`server: link ${announce ? "from" : "to"} ${peer} ended: ${reason}`)
     }).pipe(Effect.scoped)
 
   // A link holds a `maxSessions` slot only once its handshake succeeded: peers still handshaking (or
@@ -884,7 +890,7 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
           ...(options.negotiationTimeoutMillis === undefined
             ? {}
             : { negotiationTimeoutMillis: options.negotiationTimeoutMillis }),
-          onSession: (session, agreement) => serveSession(session, session.remoteAddress, () => agreement)
+          onSession: (session, agreement) => serveSession(session, session.remoteAddress, () => agreement, false)
         })
 
   yield* Effect.addFinalizer(() =>

@@ -8,7 +8,8 @@
  */
 import * as net from "node:net"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, type Scope } from "effect"
+import { Effect, PubSub, type Scope } from "effect"
+import * as Events from "../../src/observability/Events.ts"
 import * as Proxy from "../../src/proxy/Proxy.ts"
 import * as Server from "../../src/server/Server.ts"
 import * as Auth from "../../src/transport/Auth.ts"
@@ -94,11 +95,13 @@ describe("Reverse links: the server dials the proxy", () => {
         services: { echo2: loopback }
       })
       const linkPort = proxy.linkAddress!.port
+      const bus = yield* PubSub.unbounded<Events.PlaitEvent>()
+      const seen = yield* PubSub.subscribe(bus)
       const server = yield* Server.make({
         connect: { address: { host: "127.0.0.1", port: linkPort } },
         handler: { target: { host: "127.0.0.1", port: backend.port } },
         services: { echo2: Server.echo }
-      })
+      }).pipe(Effect.provideService(Events.Events, bus))
       assert.isFalse(server.listening)
       yield* eventually("the reverse link", () => proxy.link.generation() === 1, 5_000)
       for (const [port, seed] of [
@@ -110,6 +113,12 @@ describe("Reverse links: the server dials the proxy", () => {
       }
       assert.strictEqual(server.link?.generation(), 1)
       assert.strictEqual(server.stats().sessions, 1)
+      const ups = (yield* PubSub.takeAll(seen)).filter((event) => event._tag === "LinkUp")
+      assert.deepStrictEqual(
+        ups.map((event) => event.role),
+        ["server"],
+        "the dialled link is announced once"
+      )
     }).pipe(Effect.scoped, quiet)
   )
 
