@@ -23,10 +23,13 @@
 import { performance } from "node:perf_hooks"
 import process from "node:process"
 import { Worker } from "node:worker_threads"
-import { Effect, Exit, References } from "effect"
+import { Data, Effect, Exit, References } from "effect"
 import type * as LoadGen from "../bench/workloads.ts"
 import { Proxy as PlaitProxy, Server } from "../src/index.ts"
 import type { ClientsJob, ClientsMessage } from "./demo-clients.ts"
+
+/** The clients' worker failed or exited before finishing. */
+class DemoError extends Data.TaggedError("DemoError")<{ readonly message: string; readonly cause?: unknown }> {}
 
 const usage = "usage: npm start -- [--clients N] [--duration SECONDS] [--max-message BYTES]"
 
@@ -76,11 +79,11 @@ const runClients = (job: ClientsJob, onProgress: (progress: LoadGen.Progress) =>
       else if (message.type === "done") {
         onProgress(message.progress)
         settle(Effect.succeed({ result: message.result, busy: message.busy }))
-      } else settle(Effect.fail(new Error(`clients failed: ${message.message}`)))
+      } else settle(Effect.fail(new DemoError({ message: `clients failed: ${message.message}` })))
     })
-    worker.on("error", (error) => settle(Effect.fail(error)))
+    worker.on("error", (error) => settle(Effect.fail(new DemoError({ message: error.message, cause: error }))))
     worker.on("exit", (code) =>
-      settle(Effect.fail(new Error(`clients' worker exited (code ${code}) before finishing`)))
+      settle(Effect.fail(new DemoError({ message: `clients' worker exited (code ${code}) before finishing` })))
     )
     return Effect.sync(() => {
       settled = true

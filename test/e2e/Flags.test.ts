@@ -90,14 +90,15 @@ describe("e2e: command line", () => {
           Effect.scoped(
             Effect.gen(function* () {
               const cli = yield* spawnCli(runtime, entry, args, env === undefined ? {} : { env })
-              const exit = yield* cli.waitForExit("10 seconds")
+              // Generous: a refusal exits before anything starts, but a loaded CI machine starts runtimes slowly.
+              const exit = yield* cli.waitForExit("30 seconds")
               assert.deepStrictEqual(exit, { code: 2, signal: null }, `${runtime} ${entry} ${args.join(" ")}`)
               assert.deepStrictEqual(cli.lines(), [message])
             })
           ),
         { concurrency: 3, discard: true }
       ),
-    30_000
+    90_000
   )
 
   it.live(
