@@ -37,7 +37,8 @@ const isPort = (port: number): boolean => Number.isInteger(port) && port >= 0 &&
  */
 export const make = (address: string, port: number): Endpoint | undefined => {
   if (!isPort(port)) return undefined
-  if (net.isIPv4(address)) return { family: "IPv4", address: canonicalIPv4(address), port }
+  // The common case, a dotted quad as sockets print it, without the generic IPv6 path.
+  if (ipv4Octets(address) !== undefined) return { family: "IPv4", address, port }
   const unbracketed = address.startsWith("[") && address.endsWith("]") ? address.slice(1, -1) : address
   // A zone (`fe80::1%eth0`) names a local interface: meaningless to the far side, dropped.
   const bare = unbracketed.split("%")[0]!
@@ -78,7 +79,7 @@ export const format = (endpoint: Endpoint): string =>
  * @category encoding
  */
 export const addressBytes = (endpoint: Endpoint): Uint8Array =>
-  endpoint.family === "IPv4" ? Uint8Array.from(endpoint.address.split("."), Number) : ipv6Bytes(endpoint.address)!
+  endpoint.family === "IPv4" ? Uint8Array.from(ipv4Octets(endpoint.address)!) : ipv6Bytes(endpoint.address)!
 
 /**
  * An endpoint from network-order address bytes (4 or 16) and a port; IPv4-mapped IPv6 becomes
@@ -89,11 +90,33 @@ export const addressBytes = (endpoint: Endpoint): Uint8Array =>
  */
 export const fromBytes = (bytes: Uint8Array, port: number): Endpoint | undefined => {
   if (!isPort(port)) return undefined
-  if (bytes.length === 4) return { family: "IPv4", address: Array.from(bytes).join("."), port }
+  if (bytes.length === 4) return { family: "IPv4", address: quad(bytes, 0), port }
   if (bytes.length !== 16) return undefined
-  if (isMapped(bytes)) return { family: "IPv4", address: Array.from(bytes.subarray(12)).join("."), port }
+  if (isMapped(bytes)) return { family: "IPv4", address: quad(bytes, 12), port }
   return { family: "IPv6", address: formatIPv6(bytes), port }
 }
+
+/**
+ * Writes the address's network-order bytes (4 or 16) into `out` at `at`; returns how many.
+ *
+ * @since 0.2.0
+ * @category encoding
+ */
+export const writeAddress = (endpoint: Endpoint, out: Uint8Array, at: number): number => {
+  if (endpoint.family === "IPv4") {
+    const octets = ipv4Octets(endpoint.address)!
+    out[at] = octets[0]
+    out[at + 1] = octets[1]
+    out[at + 2] = octets[2]
+    out[at + 3] = octets[3]
+    return 4
+  }
+  out.set(ipv6Bytes(endpoint.address)!, at)
+  return 16
+}
+
+const quad = (bytes: Uint8Array, at: number): string =>
+  `${bytes[at]}.${bytes[at + 1]}.${bytes[at + 2]}.${bytes[at + 3]}`
 
 /**
  * The unspecified address of a family, port 0: what a header carries for an end nobody knows.
@@ -106,7 +129,34 @@ export const unspecified = (family: Endpoint["family"]): Endpoint =>
 
 // -----------------------------------------------------------------------------------------------
 
-const canonicalIPv4 = (address: string): string => address.split(".").map(Number).join(".")
+/**
+ * The four octets of a dotted quad in canonical form (decimal 0-255, no leading zeros, as sockets
+ * print it), or `undefined`. One pass over the characters: this runs for every proxied client.
+ */
+const ipv4Octets = (text: string): [number, number, number, number] | undefined => {
+  const out: [number, number, number, number] = [0, 0, 0, 0]
+  let part = 0
+  let digits = 0
+  let value = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x2e) {
+      if (digits === 0 || part === 3) return undefined
+      out[part++] = value
+      digits = 0
+      value = 0
+    } else if (c >= 0x30 && c <= 0x39) {
+      if (digits > 0 && value === 0) return undefined // a leading zero
+      value = value * 10 + (c - 0x30)
+      if (++digits > 3 || value > 255) return undefined
+    } else {
+      return undefined
+    }
+  }
+  if (digits === 0 || part !== 3) return undefined
+  out[3] = value
+  return out
+}
 
 const isMapped = (bytes: Uint8Array): boolean => {
   for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false
@@ -120,9 +170,9 @@ const ipv6Bytes = (text: string): Uint8Array | undefined => {
   let body = text
   const lastColon = body.lastIndexOf(":")
   if (body.includes(".", lastColon)) {
-    const quad = body.slice(lastColon + 1)
-    if (!net.isIPv4(quad)) return undefined
-    const [a, b, c, d] = quad.split(".").map(Number) as [number, number, number, number]
+    const octets = ipv4Octets(body.slice(lastColon + 1))
+    if (octets === undefined) return undefined
+    const [a, b, c, d] = octets
     tail.push((a << 8) | b, (c << 8) | d)
     // `::1.2.3.4` keeps its `::`; `::ffff:1.2.3.4` drops the colon before the quad.
     const prefix = body.slice(0, lastColon + 1)

@@ -164,7 +164,19 @@ const malformed = (detail: string) => new OpenMessageError({ reason: new Malform
 
 // One of each per module: an open message is encoded (proxy) and decoded (server) per stream.
 const utf8Encoder = new TextEncoder()
-const utf8Decoder = new TextDecoder()
+
+/** Encoded names already validated; bounded (a proxy has a handful of services). */
+const encodedNames = new Map<string, Uint8Array>()
+
+const nameBytes = (service: string): Uint8Array => {
+  const cached = encodedNames.get(service)
+  if (cached !== undefined) return cached
+  const invalid = validateServiceName(service)
+  if (invalid !== undefined) throw new Error(invalid)
+  const bytes = utf8Encoder.encode(service)
+  if (encodedNames.size < 1024) encodedNames.set(service, bytes)
+  return bytes
+}
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
 
@@ -201,16 +213,15 @@ export const isServiceName = (name: string): boolean => validateServiceName(name
  * @category encoding
  */
 export const encode = (message: OpenMessage): Uint8Array => {
-  const invalid = validateServiceName(message.service)
-  if (invalid !== undefined) throw new Error(invalid)
-  const name = utf8Encoder.encode(message.service)
+  const name = nameBytes(message.service)
   const source = message.source
   const size = source === undefined ? 0 : source.family === "IPv4" ? 4 : 16
   const bodyLength = 1 + name.length + 1 + (source === undefined ? 0 : 2 * size + 4)
+  // Written by hand, byte by byte: this runs once per stream at the proxy.
   const out = new Uint8Array(3 + bodyLength)
-  const view = new DataView(out.buffer)
   out[0] = VERSION
-  view.setUint16(1, bodyLength)
+  out[1] = bodyLength >>> 8
+  out[2] = bodyLength & 0xff
   out[3] = name.length
   out.set(name, 4)
   let at = 4 + name.length
@@ -221,10 +232,12 @@ export const encode = (message: OpenMessage): Uint8Array => {
   out[at++] = source.family === "IPv4" ? 4 : 6
   const destination =
     message.destination?.family === source.family ? message.destination : Endpoint.unspecified(source.family)
-  out.set(Endpoint.addressBytes(source), at)
-  view.setUint16(at + size, source.port)
-  out.set(Endpoint.addressBytes(destination), at + size + 2)
-  view.setUint16(at + 2 * size + 2, destination.port)
+  at += Endpoint.writeAddress(source, out, at)
+  out[at++] = source.port >>> 8
+  out[at++] = source.port & 0xff
+  at += Endpoint.writeAddress(destination, out, at)
+  out[at++] = destination.port >>> 8
+  out[at] = destination.port & 0xff
   return out
 }
 
@@ -255,9 +268,13 @@ export const decodeBody = (body: Uint8Array): OpenMessage | OpenMessageError => 
   const nameLength = body[0]!
   if (nameLength === 0 || nameLength > MAX_NAME_LENGTH) return malformed(`service name of ${nameLength} bytes`)
   if (body.length < 2 + nameLength) return malformed("body ends inside the service name")
-  const nameBytes = body.subarray(1, 1 + nameLength)
-  for (const b of nameBytes) if (b > 0x7e) return malformed("service name is not ASCII")
-  const service = utf8Decoder.decode(nameBytes)
+  // ASCII only, so a string of char codes (a TextDecoder call costs more than the name).
+  let service = ""
+  for (let i = 1; i <= nameLength; i++) {
+    const b = body[i]!
+    if (b > 0x7e) return malformed("service name is not ASCII")
+    service += String.fromCharCode(b)
+  }
   const invalid = validateServiceName(service)
   if (invalid !== undefined) return malformed(invalid)
   let at = 1 + nameLength
@@ -267,9 +284,9 @@ export const decodeBody = (body: Uint8Array): OpenMessage | OpenMessageError => 
   if (family === 4 || family === 6) {
     const size = family === 4 ? 4 : 16
     if (body.length < at + 2 * size + 4) return malformed("body ends inside the addresses")
-    const view = new DataView(body.buffer, body.byteOffset, body.byteLength)
-    source = Endpoint.fromBytes(body.slice(at, at + size), view.getUint16(at + size))
-    const dst = Endpoint.fromBytes(body.slice(at + size + 2, at + 2 * size + 2), view.getUint16(at + 2 * size + 2))
+    const port = (i: number) => (body[i]! << 8) | body[i + 1]!
+    source = Endpoint.fromBytes(body.subarray(at, at + size), port(at + size))
+    const dst = Endpoint.fromBytes(body.subarray(at + size + 2, at + 2 * size + 2), port(at + 2 * size + 2))
     destination = dst === undefined || isUnspecified(dst) ? undefined : dst
     at += 2 * size + 4
   } else if (family !== 0) {
