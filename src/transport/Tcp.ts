@@ -166,16 +166,40 @@ export const fromSocket = (socket: net.Socket, options?: TcpOptions): Effect.Eff
   Effect.sync(() => makeTransport(socket, options))
 
 /**
+ * How a transport stops and restarts a socket's input (default: `pause()` and `resume()`). A
+ * runtime whose sockets need more than that to push back through TCP supplies its own (Deno's TLS
+ * sockets, see `Tls.ts`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SocketFlow {
+  readonly pause: (socket: net.Socket) => void
+  readonly resume: (socket: net.Socket) => void
+}
+
+const PLAIN_FLOW: SocketFlow = {
+  pause: (socket) => {
+    socket.pause()
+  },
+  resume: (socket) => {
+    socket.resume()
+  }
+}
+
+/**
  * The synchronous core of {@link fromSocket}, for event handlers that cannot run an Effect.
+ * `flow` replaces how the socket is paused and resumed (see {@link SocketFlow}).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const makeTransport = (socket: net.Socket, options?: TcpOptions): Transport =>
+export const makeTransport = (socket: net.Socket, options?: TcpOptions, flow: SocketFlow = PLAIN_FLOW): Transport =>
   new TcpTransport(
     socket,
     options?.readHighWaterMark ?? DEFAULT_READ_HIGH_WATER_MARK,
-    options?.closeGraceMillis ?? DEFAULT_CLOSE_GRACE_MILLIS
+    options?.closeGraceMillis ?? DEFAULT_CLOSE_GRACE_MILLIS,
+    flow
   )
 
 const kTransport = Symbol.for("plait/transport/Tcp/transport")
@@ -213,6 +237,7 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
   private readonly socket: net.Socket
   private readonly highWaterMark: number
   private readonly closeGraceMillis: number
+  private readonly flow: SocketFlow
   /** Unread chunks; the shared empty array while there are none (most of an idle life). */
   private chunks: Array<Uint8Array> = NO_CHUNKS
   private buffered = 0
@@ -232,13 +257,14 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
   /** An `'error'` was seen: unlike a close after both FINs, never a normal end. */
   private errored = false
 
-  constructor(socket: net.Socket, highWaterMark: number, closeGraceMillis: number) {
+  constructor(socket: net.Socket, highWaterMark: number, closeGraceMillis: number, flow: SocketFlow) {
     this.socket = socket
     this.highWaterMark = highWaterMark
     this.closeGraceMillis = closeGraceMillis
+    this.flow = flow
     this.remoteAddress = formatHostPort(socket.remoteAddress, socket.remotePort)
     ;(socket as SocketWithTransport)[kTransport] = this
-    socket.pause()
+    flow.pause(socket)
     socket.on("data", onSocketData)
     socket.on("end", onSocketEnd)
     socket.on("error", onSocketError)
@@ -262,14 +288,14 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
   private pause(): void {
     if (this.flowing) {
       this.flowing = false
-      this.socket.pause()
+      this.flow.pause(this.socket)
     }
   }
 
   private resumeSocket(): void {
     if (!this.flowing && !this.ended && !this.socket.destroyed) {
       this.flowing = true
-      this.socket.resume()
+      this.flow.resume(this.socket)
     }
   }
 
@@ -459,7 +485,7 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
       // Keep reading (and discarding) so the peer's FIN arrives and the kernel never answers unread
       // data with an RST; give up after the grace period.
       this.flowing = true
-      socket.resume()
+      this.flow.resume(socket)
       this.graceTimer = setNodeTimeout(onGraceTimeout, this.closeGraceMillis, socket)
       this.graceTimer.unref()
     })

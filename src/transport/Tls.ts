@@ -5,8 +5,9 @@
  * verifies it against the CAs it is given (or the system trust store), and with a CA configured on
  * the server, the proxy must present a client certificate signed by it (mutual TLS). Once the
  * handshake is done, the `TLSSocket` is wrapped by {@link Tcp.makeTransport}, so the invariants of
- * the TCP transport (pulled reads, awaited writes, half-close, close grace) hold unchanged — except
- * pulled reads on Deno, see the runtime notes; `reset` falls back to `destroy` (no RST through TLS).
+ * the TCP transport (pulled reads, awaited writes, half-close, close grace) hold unchanged on every
+ * runtime (on Deno through its own flow control, see the runtime notes); `reset` falls back to
+ * `destroy` (no RST through TLS).
  *
  * Invariants:
  * - {@link connect} succeeds only after `'secureConnect'` with the server's certificate verified
@@ -36,11 +37,10 @@
  *   to the server as established; Deno's server may (it completes its side of the TLS 1.3
  *   handshake first), so `accept` can hand out a connection whose first read fails. Client
  *   certificates, by contrast, are verified before `accept` on all three.
- * - Deno (2.9) loses a TLS peer's EOF that arrives while the socket is paused with data pending, so
- *   on Deno TLS reads are not pulled: the socket always flows and unread bytes are buffered in the
- *   transport without a bound. Over a link this is bounded in practice by the yamux windows (a peer
- *   that sends past its credit is a protocol error) and by the session reading continuously; it
- *   does mean a slow consumer on Deno does not push back through TLS to the peer's TCP window.
+ * - Deno (2.9): `pause()` on a TLS socket stops nothing (the TLS handle keeps reading and
+ *   buffering), and pausing the TCP socket under it alone loses the peer's EOF; the transport stops
+ *   the TLS handle's reads and pauses the TCP socket together, which keeps every byte and the EOF
+ *   and pushes back through TCP as on Node and Bun (see `DENO_TLS_FLOW`).
  * - The server-side handshake timeout uses `tls.createServer({ handshakeTimeout })`, reported as
  *   `'tlsClientError'` on all three runtimes; the listener destroys the socket itself (Node does
  *   not when a `'tlsClientError'` listener exists).
@@ -217,21 +217,49 @@ const handshakeError = (where: string, cause: unknown): TransportError => {
 
 const ignoreError = () => {}
 
+/** A native stream handle of Deno's `node:net`/`node:tls`, as far as flow control needs it. */
+interface DenoHandle {
+  readonly readStop?: () => unknown
+  readonly readStart?: () => unknown
+}
+
+/** The parts of a Deno `node:tls` socket its flow control needs: its TLS handle and the TCP socket under it. */
+interface DenoTlsSocket {
+  readonly _handle?: DenoHandle | null
+  readonly _parent?: { readonly _handle?: DenoHandle | null } | null
+}
+
 /**
- * Deno 2.9's `node:tls` loses the peer's EOF (close_notify and FIN) when it arrives while the socket
- * is paused with decrypted data still pending: the data is delivered after `resume`, `'end'` never
- * is. So on Deno a TLS socket is never paused: it flows from the start and the transport buffers
- * what nobody has read yet (see the module notes for what bounds it).
+ * On Deno (2.9), `pause()` on a `node:tls` socket pushes nothing back: its TLS handle keeps
+ * reading TCP and buffers everything the peer sends (256 MiB from a peer that was never read,
+ * measured). Pausing the TCP socket under it with `pause()` does push back, but loses the peer's
+ * EOF, and after a few pause/resume cycles the TLS handle stops reading altogether. Stopping the
+ * reads of both native handles — the TLS handle's (`readStop` keeps decrypted data and a pending
+ * EOF for the next `readStart`, see denoland/deno#33524) and the TCP handle's under it — and
+ * starting them again in the reverse order does all three: the peer is stopped after the kernel's
+ * buffers (about 4 MiB on loopback, as on Node and Bun), every byte and the EOF arrive after each
+ * resume, through any number of cycles (`test/runtimes/scenarios/tls-backpressure.ts`). Elsewhere
+ * `pause()` does it all. The stream-level pause comes last: first, it leaves the TCP socket reading.
  */
-const NEVER_PAUSE = "Deno" in globalThis
+const DENO_TLS_FLOW: Tcp.SocketFlow = {
+  pause: (socket) => {
+    const deno = socket as unknown as DenoTlsSocket
+    deno._handle?.readStop?.()
+    deno._parent?._handle?.readStop?.()
+    socket.pause()
+  },
+  resume: (socket) => {
+    const deno = socket as unknown as DenoTlsSocket
+    deno._parent?._handle?.readStart?.()
+    deno._handle?.readStart?.()
+    socket.resume()
+  }
+}
+
+const FLOW: Tcp.SocketFlow | undefined = "Deno" in globalThis ? DENO_TLS_FLOW : undefined
 
 /** Wraps a TLS socket whose handshake completed. */
-const wrap = (socket: tls.TLSSocket, options: Tcp.TcpOptions): Transport => {
-  if (!NEVER_PAUSE) return Tcp.makeTransport(socket, options)
-  const transport = Tcp.makeTransport(socket, { ...options, readHighWaterMark: Number.POSITIVE_INFINITY })
-  socket.resume()
-  return transport
-}
+const wrap = (socket: tls.TLSSocket, options: Tcp.TcpOptions): Transport => Tcp.makeTransport(socket, options, FLOW)
 
 /**
  * The peer of a server-side TLS socket, also after it was destroyed: Node and Deno then only know
@@ -265,10 +293,14 @@ const dialTls = (address: Tcp.TcpAddress, options: TlsConnectOptions): Effect.Ef
     const dial = Effect.callback<Transport, TransportError>((resume) => {
       const servername = options.servername ?? (net.isIP(address.host) === 0 ? address.host : undefined)
       let socket: tls.TLSSocket
+      // On Deno the TCP socket is dialled here and handed to TLS: only then does the TLS socket
+      // know it (`_parent`), which its flow control pauses (see DENO_TLS_FLOW).
+      const raw =
+        FLOW === undefined ? undefined : net.connect({ host: address.host, port: address.port, allowHalfOpen: true })
+      raw?.on("error", ignoreError)
       try {
         const connectOptions: tls.ConnectionOptions & { readonly allowHalfOpen: boolean } = {
-          host: address.host,
-          port: address.port,
+          ...(raw === undefined ? { host: address.host, port: address.port } : { socket: raw }),
           allowHalfOpen: true,
           rejectUnauthorized: options.rejectUnauthorized ?? true,
           ...(servername === undefined ? {} : { servername }),
@@ -278,6 +310,7 @@ const dialTls = (address: Tcp.TcpAddress, options: TlsConnectOptions): Effect.Ef
         }
         socket = tls.connect(connectOptions)
       } catch (cause) {
+        raw?.destroy()
         // Bad PEM and the like throw synchronously.
         resume(
           Effect.fail(
@@ -295,6 +328,8 @@ const dialTls = (address: Tcp.TcpAddress, options: TlsConnectOptions): Effect.Ef
         socket.off("error", onError)
         socket.off("connect", onConnect)
         socket.off("secureConnect", onSecure)
+        raw?.off("connect", onConnect)
+        raw?.off("error", onError)
       }
       const onConnect = () => {
         tcpConnected = true
@@ -303,6 +338,7 @@ const dialTls = (address: Tcp.TcpAddress, options: TlsConnectOptions): Effect.Ef
         detach()
         socket.on("error", ignoreError)
         socket.destroy()
+        raw?.destroy()
         resume(
           Effect.fail(
             tcpConnected
@@ -320,12 +356,15 @@ const dialTls = (address: Tcp.TcpAddress, options: TlsConnectOptions): Effect.Ef
         resume(Effect.succeed(wrap(socket, options)))
       }
       socket.on("connect", onConnect)
+      raw?.once("connect", onConnect)
+      raw?.once("error", onError)
       socket.once("error", onError)
       socket.once("secureConnect", onSecure)
       return Effect.sync(() => {
         detach()
         socket.on("error", ignoreError)
         socket.destroy()
+        raw?.destroy()
       })
     })
     return dial.pipe(
