@@ -69,6 +69,8 @@ export interface PoolOptions {
   /** Resolves a host name to its addresses (default `node:dns` lookup, all addresses). */
   readonly resolve?: (host: string) => Effect.Effect<ReadonlyArray<string>, TransportError>
   readonly session?: Partial<SessionConfig>
+  /** Resumption of each link (`Link.LinkOptions.resume`): each link resumes on its own. */
+  readonly resume?: Link.LinkOptions["resume"]
   /** Each server's backoff (default 100 ms doubling to 5 s, jittered); `maxAttempts` is ignored. */
   readonly retry?: Link.RetryOptions
   /** Bound on one dial, handshakes included (default 10 s). */
@@ -218,10 +220,13 @@ class Member {
     this.probeTarget = probeTarget
     this.replaces = replaces
   }
-  /** Its session, if it takes new streams. */
+  /**
+   * Its session, if it takes new streams. Only once the pool has seen it (`onSession` runs just after
+   * the link makes it current): before, its agreement (open messages or not) is not known here.
+   */
   live(): Session.Session | undefined {
     const session = this.link?.current()
-    return session?.isOpen() ? session : undefined
+    return session !== undefined && session === this.session && session.isOpen() ? session : undefined
   }
 }
 
@@ -359,7 +364,11 @@ export const make = Effect.fnUntraced(function* (options: PoolOptions) {
           bestLoad = load
         }
       }
-      if (best !== undefined) return Effect.succeed(best)
+      if (best !== undefined) {
+        // Taken at once, in this synchronous step: a member choosing next counts this one's load.
+        member.target = best
+        return Effect.succeed(best)
+      }
       return Effect.andThen(Effect.sleep(Math.max(1, earliest - t)), choose(member))
     })
 
@@ -505,6 +514,7 @@ export const make = Effect.fnUntraced(function* (options: PoolOptions) {
         upstream: `a pool server (link ${slot + 1} of ${size})`,
         retry: LINK_RETRY,
         ...(options.session === undefined ? {} : { session: options.session }),
+        ...(options.resume === undefined ? {} : { resume: options.resume }),
         ...(options.negotiationTimeoutMillis === undefined
           ? {}
           : { negotiationTimeoutMillis: options.negotiationTimeoutMillis }),
