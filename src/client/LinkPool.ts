@@ -11,7 +11,7 @@
  *   links are down, new streams go to the others at once. Only when no link is up does an opener wait
  *   (bounded by its `waitMillis`).
  * - Servers: each configured address, and each address a DNS name resolves to (looked up again at each
- *   dial round, all addresses), is a server of its own. An attempt goes to the eligible server with the
+ *   dial round, and every 10 s while all links are up, all addresses), is a server of its own. An attempt goes to the eligible server with the
  *   fewest links (ties: fewer failures, then the one picked longest ago). Each server has its own
  *   backoff: a failed dial, TLS or token handshake or negotiation, a session that dies within 5 s
  *   without a GO_AWAY, or a health ping unanswered within the keepalive timeout each count against
@@ -81,6 +81,11 @@ export interface PoolOptions {
   readonly healthIntervalMillis?: number
   /** How often the spread of links over servers is checked (default 1 s; 0: never rebalance). */
   readonly rebalanceIntervalMillis?: number
+  /**
+   * While every link is up nothing dials, so host names are looked up again this often for the
+   * rebalancing check: a server that appears under a name (a new pod) gets links (default 10 s).
+   */
+  readonly resolveIntervalMillis?: number
 }
 
 /**
@@ -151,6 +156,7 @@ const DEFAULT_HEALTH_MILLIS = 5_000
 const DEFAULT_REBALANCE_MILLIS = 1_000
 /** Addresses resolved this recently are reused by the next dial round (startup dials N at once). */
 const RESOLVE_REUSE_MILLIS = 1_000
+const DEFAULT_RESOLVE_MILLIS = 10_000
 const RESOLVE_TIMEOUT_MILLIS = 5_000
 /**
  * The links' own retry policy: next to nothing, since every attempt first waits, in the pool, for a
@@ -257,7 +263,9 @@ export const make = Effect.fnUntraced(function* (options: PoolOptions) {
   const dialTimeoutMillis = options.dialTimeoutMillis ?? DEFAULT_DIAL_TIMEOUT_MILLIS
   const healthMillis = options.healthIntervalMillis ?? DEFAULT_HEALTH_MILLIS
   const rebalanceMillis = options.rebalanceIntervalMillis ?? DEFAULT_REBALANCE_MILLIS
+  const resolveMillis = options.resolveIntervalMillis ?? DEFAULT_RESOLVE_MILLIS
   const configured = options.servers.map(Tcp.formatAddress).join(",")
+  const named = options.servers.some((server) => net.isIP(server.host) === 0)
 
   const known = new Map<string, ServerState>()
   const serverFor = (upstream: Upstream) => {
@@ -535,7 +543,9 @@ export const make = Effect.fnUntraced(function* (options: PoolOptions) {
         yield* closeMember(member)
       }
     }
-    if (probes.size > 0 || candidates.length < 2) return
+    if (probes.size > 0) return
+    if (named && t - resolvedAt >= resolveMillis) yield* resolveAll
+    if (candidates.length < 2) return
     let light: ServerState | undefined
     let lightLoad = Number.POSITIVE_INFINITY
     let heavy: ServerState | undefined

@@ -232,7 +232,7 @@ describe("LinkPool", () => {
   )
 
   it.live(
-    "a host name resolving to two addresses is two servers (and the system resolver finds localhost)",
+    "a host name resolving to two addresses is two servers; an address it gains later gets a link; the system resolver finds localhost",
     () =>
       Effect.gen(function* () {
         const second = (yield* ipv6Usable) ? "::1" : "127.0.0.2"
@@ -258,6 +258,20 @@ describe("LinkPool", () => {
             .sort(),
           ["plait-ha.test", "plait-ha.test"]
         )
+        // The name gains an address while every link is up (a new pod): a link moves to it.
+        const third = yield* startServer({ host: second === "::1" ? "127.0.0.2" : "127.0.0.3", port })
+        let published = ["127.0.0.1"]
+        const growing = yield* LinkPool.make({
+          servers: [{ host: "grows.test", port }],
+          links: 2,
+          session: SESSION,
+          resolve: () => Effect.succeed(published),
+          resolveIntervalMillis: 300,
+          ...FAST
+        })
+        yield* spreadOver(growing, [keyOf(first.address), keyOf(first.address)])
+        published = ["127.0.0.1", third.address.host]
+        yield* spreadOver(growing, [keyOf(first.address), keyOf(third.address)])
         const addresses = yield* LinkPool.lookupAll("localhost")
         assert.include(addresses, "127.0.0.1")
         const byName = yield* LinkPool.make({ servers: [{ host: "localhost", port }], links: 1, session: SESSION })
