@@ -32,7 +32,8 @@
  *                        --workloads names others; results named <date>-quick
  *   --reps N             repetitions (default 3)
  *   --systems a,b        subset of: direct, plait-node, plait-bun, plait-bun-deno, plait-deno, haproxy,
- *                        yamux-go, plait-node-autotune, plait-bun-autotune, plait-node-admin (opt-in)
+ *                        yamux-go, plait-node-autotune, plait-bun-autotune, plait-node-links4 (bulk64 and
+ *                        rr1000 only, unless named), plait-node-admin (opt-in)
  *   --workloads a,b      subset of: bulk1, bulk64, rr1, rr100, rr1000, connrate, idle, hol, wan1, wan16
  *   --gen native|js      load generator (default native when it builds, else js)
  *   --backend native|js  backend echo server (default native when it builds, else js)
@@ -245,10 +246,11 @@ const plait = (
   serverRuntime: Runtime,
   name: string,
   extraArgs: ReadonlyArray<string> = [],
-  rows?: ReadonlyArray<Workload>
+  rows?: ReadonlyArray<Workload>,
+  proxyArgs: ReadonlyArray<string> = []
 ): System => ({
   name,
-  description: `plait proxy on ${proxyRuntime}, plait server on ${serverRuntime} (forwarding to the backend)${extraArgs.length > 0 ? `, both with \`${extraArgs.join(" ")}\`` : ""}`,
+  description: `plait proxy on ${proxyRuntime}, plait server on ${serverRuntime} (forwarding to the backend)${extraArgs.length > 0 ? `, both with \`${extraArgs.join(" ")}\`` : ""}${proxyArgs.length > 0 ? `, the proxy with \`${proxyArgs.join(" ")}\`` : ""}`,
   wan: true,
   ...(rows === undefined ? {} : { rows }),
   start: async (backend, env, wan) => {
@@ -272,7 +274,8 @@ const plait = (
         "50000",
         "--log-level",
         "info",
-        ...extraArgs
+        ...extraArgs,
+        ...proxyArgs
       ],
       env
     )
@@ -404,6 +407,11 @@ else console.log("yamux-go unavailable (needs the native tools): skipped")
 if (runtimesPresent("node"))
   allSystems.push(plait("node", "node", "plait-node-autotune", ["--window-autotune"], WAN_ROWS))
 if (runtimesPresent("bun")) allSystems.push(plait("bun", "bun", "plait-bun-autotune", ["--window-autotune"], WAN_ROWS))
+// Issue #13: four links (a LinkPool) to the one server against plait-node's single link, on the rows
+// where more links could pay or cost: 64 bulk streams and 1000 request/response clients.
+if (runtimesPresent("node")) {
+  allSystems.push(plait("node", "node", "plait-node-links4", [], ["bulk64", "rr1000"], ["--links", "4"]))
+}
 if (runtimesPresent("node") && flag("--systems")?.split(",").includes("plait-node-admin")) {
   allSystems.push(plaitScraped(plait("node", "node", "plait-node", ["--admin", "127.0.0.1:0"])))
 }
