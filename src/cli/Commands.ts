@@ -37,6 +37,7 @@ import {
   OptionsError,
   type ProxyConfig,
   proxySettings,
+  resumeOptions,
   type ServerConfig,
   type Settings,
   serverSettings,
@@ -244,6 +245,7 @@ export const proxy: Command<ProxyConfig> = {
           acceptProxyProtocol: config.acceptProxyProtocol,
           ...(linkListen === undefined ? {} : { linkListen }),
           session: sessionOptions(config),
+          ...resumeFlag(config, token),
           linkWaitMillis: config.linkWaitMillis,
           maxClients: config.maxClients,
           drainMillis: config.drainMillis
@@ -254,6 +256,12 @@ export const proxy: Command<ProxyConfig> = {
         )
       })
     )
+}
+
+/** `resume` for Proxy/Server options, absent with `--resume-window 0`. */
+const resumeFlag = (config: CommonConfig, token: string | undefined) => {
+  const resume = resumeOptions(config, token)
+  return resume === undefined ? {} : { resume }
 }
 
 /**
@@ -292,6 +300,7 @@ export const server: Command<ServerConfig> = {
           ...(connect === undefined ? { listen: config.listen } : { connect }),
           services,
           session: sessionOptions(config),
+          ...resumeFlag(config, token),
           maxSessions: config.maxSessions,
           drainMillis: config.drainMillis,
           ...(tls === undefined ? {} : { listener: (address) => Tls.listen(address, tls) }),

@@ -39,6 +39,7 @@
 import { Data, type LogLevel, Result } from "effect"
 import { INITIAL_WINDOW, MAX_UINT32 } from "../protocol/Constants.ts"
 import * as PlaitProxy from "../proxy/Proxy.ts"
+import * as Resume from "../resume/Resume.ts"
 import * as Server from "../server/Server.ts"
 import {
   ConfigError,
@@ -83,6 +84,10 @@ export interface CommonConfig {
   readonly maxWindowUpdatesPerSecond: number
   /** Control frames queued for a peer that does not read them before the link is ended. */
   readonly maxControlBacklog: number
+  /** How long a session whose link was lost waits to be resumed (0: resumption off). */
+  readonly resumeWindowMillis: number
+  /** Replay buffer per link and direction (resumption). */
+  readonly resumeBufferBytes: number
   /** Shared secret for the link's challenge-response; `undefined`: no authentication. */
   readonly token: string | undefined
   /** Where the admin endpoint (metrics, health, readiness, status, dashboard) listens; `undefined`: off. */
@@ -213,6 +218,24 @@ export const sessionOptions = (config: CommonConfig): Partial<SessionConfig> => 
   maxWindowUpdatesPerSecond: config.maxWindowUpdatesPerSecond,
   maxControlBacklog: config.maxControlBacklog
 })
+
+/**
+ * The resumption settings of a config, as `Proxy`/`Server` options take them (`undefined` with
+ * `--resume-window 0`: nothing is offered, links are plain yamux sessions as before).
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
+export const resumeOptions = (
+  config: CommonConfig,
+  token: string | undefined
+): { readonly config: Partial<Resume.ResumeConfig>; readonly token?: string } | undefined =>
+  config.resumeWindowMillis === 0
+    ? undefined
+    : {
+        config: { windowMillis: config.resumeWindowMillis, bufferBytes: config.resumeBufferBytes },
+        ...(token === undefined ? {} : { token })
+      }
 
 /**
  * A refused command line, environment or config file; `message` is the one line to print. Exit with
@@ -722,6 +745,22 @@ const commonSettings: Omit<Settings<CommonConfig>, "config"> = {
     default: formatDuration(sessionDefaults.idleTimeoutMillis),
     file: "number",
     parse: duration(0)
+  },
+  resumeWindowMillis: {
+    flag: "--resume-window",
+    metavar: "DURATION",
+    doc: "how long a session whose link was lost waits to be resumed on a new connection, its streams paused, not reset (plait peers only; 0 disables resumption)",
+    default: formatDuration(Resume.defaults.windowMillis),
+    file: "number",
+    parse: duration(0)
+  },
+  resumeBufferBytes: {
+    flag: "--resume-buffer",
+    metavar: "BYTES",
+    doc: "bytes per link and direction kept until the peer acknowledges them, to send again after a resume; when full, writers wait (the smaller of both sides' is used)",
+    default: formatBytes(Resume.defaults.bufferBytes),
+    file: "number",
+    parse: bytes(64 * 1024, 0xffff_ffff)
   },
   frameTimeoutMillis: {
     flag: "--frame-timeout",

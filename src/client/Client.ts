@@ -45,6 +45,8 @@ export interface ClientOptions {
   readonly firstStreamId?: number
   /** How long `open` waits for a link (default 10 s). */
   readonly linkWaitMillis?: number
+  /** Resumption of the link (`Link.LinkOptions.resume`); ignored with `link`. */
+  readonly resume?: Link.LinkOptions["resume"]
 }
 
 /**
@@ -114,7 +116,8 @@ export const make = Effect.fnUntraced(function* (options: ClientOptions = {}) {
           upstream: Tcp.formatAddress(upstream),
           ...(options.session === undefined ? {} : { session: options.session }),
           ...(options.retry === undefined ? {} : { retry: options.retry }),
-          ...(options.firstStreamId === undefined ? {} : { firstStreamId: options.firstStreamId })
+          ...(options.firstStreamId === undefined ? {} : { firstStreamId: options.firstStreamId }),
+          ...(options.resume === undefined ? {} : { resume: options.resume })
         })
 
   const attempt = (service: string, open: OpenOptions) =>

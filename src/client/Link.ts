@@ -322,9 +322,9 @@ export const make = Effect.fnUntraced(function* (options: LinkOptions) {
     core.up(session, agreement)
     Events.publish(events, { _tag: "LinkUp", role, peer })
     yield* Effect.logInfo(
-      `link: up to ${peer} (session ${core.generation}${agreement.peer === "plait" ? "" : ", plain yamux peer"}${
-        resumed === undefined ? "" : `, resumable ${resumed.ticket}`
-      })`
+      `link: up to ${peer} (session ${core.generation}${agreement.peer === "plait" ? "" : ", plain yamux peer"})${
+        resumed === undefined ? "" : `, resumable as ${resumed.ticket}`
+      }`
     )
     if (options.onSession !== undefined) {
       yield* Effect.forkIn(options.onSession(session, agreement).pipe(Scope.provide(generationScope)), generationScope)

@@ -72,6 +72,11 @@ export interface ProxyOptions {
   readonly pool?: Omit<LinkPool.PoolOptions, "servers" | "links" | "dial" | "session" | "retry">
   readonly session?: Partial<SessionConfig>
   readonly retry?: Link.RetryOptions
+  /**
+   * Resumption of the dialled link(s) (`Link.LinkOptions.resume`; `docs/resume.md`): a lost
+   * connection pauses the clients instead of resetting them, up to the window.
+   */
+  readonly resume?: Link.LinkOptions["resume"]
   /** How long a new client waits for a link before it is closed (default 10 s). */
   readonly linkWaitMillis?: number
   /** Client connections carried at once; more are refused (default 10 000). */
@@ -322,7 +327,8 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
           links,
           ...(options.dialUpstream === undefined ? {} : { dial: options.dialUpstream }),
           ...(options.session === undefined ? {} : { session: options.session }),
-          ...(options.retry === undefined ? {} : { retry: options.retry })
+          ...(options.retry === undefined ? {} : { retry: options.retry }),
+          ...(options.resume === undefined ? {} : { resume: options.resume })
         })
   const opener = yield* Client.make({
     upstream,
@@ -331,7 +337,8 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
     ...(pool === undefined ? {} : { link: pool }),
     ...(options.dial === undefined ? {} : { dial: options.dial }),
     ...(options.session === undefined ? {} : { session: options.session }),
-    ...(options.retry === undefined ? {} : { retry: options.retry })
+    ...(options.retry === undefined ? {} : { retry: options.retry }),
+    ...(options.resume === undefined ? {} : { resume: options.resume })
   })
   const link = opener.link
 

@@ -574,9 +574,12 @@ export interface KeepResumedOptions {
 /**
  * Keeps a dialler's session resumed: each time its connection is lost, redials with `redial` and
  * resumes, retrying with capped backoff until a resume succeeds or the session ends (window run
- * out, refusal). A `redial` that fails with a `Refused` {@link ResumeError} as its cause (the peer
- * no longer offers resumption) gives the session up at once. Returns when the session is over;
- * run it in a fiber next to the session.
+ * out, refusal). Two redial failures give the session up at once instead of waiting out the
+ * window: one with a `Refused` {@link ResumeError} as its cause (the peer no longer offers
+ * resumption), and a connection refused at the TCP level (`ECONNREFUSED`: nothing listens where
+ * the session's peer was, so the process that held the session is gone — a partition times out
+ * or goes silent instead). Returns when the session is over; run it in a fiber next to the
+ * session.
  *
  * @since 0.1.0
  * @category dialling
@@ -616,9 +619,8 @@ export const keepResumed = (
       if (error._tag === "Some") {
         if (options.onAttemptFailed !== undefined) yield* options.onAttemptFailed(error.value, n + 1)
         const cause = resumeErrorOf(error.value)
-        if (cause?.reason._tag === "Refused" && transport.status() === "suspended") {
-          yield* transport.abandon(cause.reason.reason)
-        }
+        const gone = cause?.reason._tag === "Refused" ? cause.reason.reason : peerGone(error.value)
+        if (gone !== undefined && transport.status() === "suspended") yield* transport.abandon(gone)
       }
     }
   })
@@ -721,6 +723,12 @@ export const acceptLink = (
     }
   })
 }
+
+/** A dial refused at the TCP level: the peer's process (and with it the session) is gone. */
+const peerGone = (error: TransportError): RefusalReason | undefined =>
+  error.operation === "connect" && (error.cause as { code?: unknown } | undefined)?.code === "ECONNREFUSED"
+    ? "UnknownTicket"
+    : undefined
 
 // The accepting side -------------------------------------------------------------------------------
 

@@ -78,6 +78,8 @@ describe("parseProxyArgs", () => {
       maxResetsPerSecond: 1_000,
       maxWindowUpdatesPerSecond: 10_000,
       maxControlBacklog: 65_536,
+      resumeWindowMillis: 30_000,
+      resumeBufferBytes: 4 * 1024 * 1024,
       token: undefined,
       admin: undefined,
       adminToken: undefined,
@@ -132,6 +134,9 @@ describe("parseProxyArgs", () => {
           "40",
           "--max-control-backlog",
           "500",
+          "--resume-window",
+          "5s",
+          "--resume-buffer=1MiB",
           "--token=s3cret-token-0123456789",
           "--tls",
           "--tls-ca",
@@ -172,6 +177,8 @@ describe("parseProxyArgs", () => {
       maxResetsPerSecond: 30,
       maxWindowUpdatesPerSecond: 40,
       maxControlBacklog: 500,
+      resumeWindowMillis: 5_000,
+      resumeBufferBytes: 1024 * 1024,
       token: "s3cret-token-0123456789",
       admin: undefined,
       adminToken: undefined,
@@ -255,6 +262,20 @@ describe("parseProxyArgs refusals: one line naming the flag", () => {
       {},
       "--max-window",
       "plait proxy: --max-window must be at least 262144 bytes (got 1000)"
+    ],
+    [
+      "resume buffer below 64 KiB",
+      ["--resume-buffer", "1000"],
+      {},
+      "--resume-buffer",
+      "plait proxy: --resume-buffer must be at least 65536 bytes (got 1000)"
+    ],
+    [
+      "resume window without a unit",
+      ["--resume-window", "30"],
+      {},
+      "--resume-window",
+      "plait proxy: --resume-window needs a unit: ms, s, m or h (got 30; did you mean 30s?)"
     ],
     [
       "window above 4 GiB",
@@ -530,6 +551,8 @@ describe("flag tables", () => {
       "--max-resets-per-second",
       "--max-window-updates-per-second",
       "--max-control-backlog",
+      "--resume-window",
+      "--resume-buffer",
       "--token",
       "--admin",
       "--admin-token"

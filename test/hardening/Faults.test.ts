@@ -223,7 +223,9 @@ describe("Faults: the server and the link", () => {
     () =>
       Effect.gen(function* () {
         const backend = yield* startEchoBackend
-        const keepalive = ["--keepalive-interval", "1s", "--keepalive-timeout", "1s"]
+        // Without resumption (on by default, it would pause these clients and resume the session:
+        // test/resume/Process.test.ts covers that); here the keepalive's own verdict is the point.
+        const keepalive = ["--keepalive-interval", "1s", "--keepalive-timeout", "1s", "--resume-window", "0"]
         const server = yield* startServer("node", [...target(backend.port), ...keepalive])
         const relay = yield* startRelay(server.port)
         const proxy = yield* startProxy("bun", relay.port, keepalive)

@@ -54,8 +54,8 @@ const setup = (options: { readonly serverResume?: boolean } = {}) =>
 
 /** Opens `n` streams; each sends `bytes` in pieces and reads the echo back. */
 const echoStreams = (client: Client.ClientService, n: number, bytes: number, pace: Effect.Effect<void>) =>
-  Effect.gen(function* () {
-    return yield* Effect.forkChild(
+  Effect.suspend(() =>
+    Effect.forkChild(
       Effect.forEach(
         Array.from({ length: n }, (_, i) => i),
         (i) =>
@@ -88,7 +88,7 @@ const echoStreams = (client: Client.ClientService, n: number, bytes: number, pac
         { concurrency: "unbounded" }
       )
     )
-  })
+  )
 
 describe("Link + Server with resumption, over real TCP", () => {
   it.live(
@@ -157,6 +157,27 @@ describe("Link + Server with resumption, over real TCP", () => {
           const second = yield* link.session(5_000)
           assert.notStrictEqual(second, first)
           assert.isTrue(second.isOpen())
+        })
+      ),
+    TIMEOUT
+  )
+
+  it.live(
+    "the server process is gone (connections reset, its port refuses): the session is given up at once, not after the window",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const { client, cut, link } = yield* setup()
+          yield* link.session(5_000)
+          const stream = yield* client.openUnscoped
+          yield* stream.write([pattern(1000, 1)])
+          const killedAt = Date.now()
+          cut.kill()
+          const error = yield* Effect.flip(stream.read)
+          // Well inside the 10 s window: the refused redial proves the session's holder is gone.
+          assert.isBelow(Date.now() - killedAt, 2_000)
+          assert.strictEqual(error.reason._tag, "TransportFailed")
+          yield* waitFor(() => link.current() === undefined, "no session until a server is back", 1_000)
         })
       ),
     TIMEOUT

@@ -5,7 +5,8 @@
  * - `reset()`: TCP RST on both sides (`resetAndDestroy`), as a middlebox or a crashed NAT does;
  * - `blackhole()`: from now on the bytes of the current connections are silently dropped — no FIN,
  *   no RST — as on a partitioned network; the sockets stay open until the relay closes.
- * New connections after a cut are relayed normally (the network is back), unless `refuse(true)`.
+ * New connections after a cut are relayed normally (the network is back), unless `refuse(true)`;
+ * `kill()` resets everything and closes the port, as the death of the server process does.
  * Everything is closed by `close()`, which the tests run in a finalizer.
  */
 import * as net from "node:net"
@@ -33,6 +34,11 @@ export interface Relay {
   readonly live: () => number
   /** Points new connections at another target (a restarted server). */
   readonly retarget: (target: TcpAddress) => void
+  /**
+   * As a SIGKILL of the server process looks from outside: every connection is reset and the port
+   * is closed, so new connections are refused (ECONNREFUSED).
+   */
+  readonly kill: () => void
 }
 
 /** Starts a relay to `target` for the scope's lifetime. */
@@ -102,6 +108,14 @@ export const relay = (initial: TcpAddress): Effect.Effect<Relay, never, Scope.Sc
                 live: () => pairs.size,
                 retarget: (next) => {
                   target = next
+                },
+                kill: () => {
+                  server.close()
+                  for (const pair of pairs) {
+                    pairs.delete(pair)
+                    pair.client.resetAndDestroy()
+                    pair.upstream.resetAndDestroy()
+                  }
                 }
               },
               close: () =>
@@ -110,7 +124,8 @@ export const relay = (initial: TcpAddress): Effect.Effect<Relay, never, Scope.Sc
                     pair.client.destroy()
                     pair.upstream.destroy()
                   }
-                  server.close(() => done())
+                  if (server.listening) server.close(() => done())
+                  else done()
                 })
             })
           })
