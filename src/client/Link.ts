@@ -104,6 +104,11 @@ export interface Link {
   readonly lastError: () => string
   /** What was negotiated for `session` (plain yamux for a session this link does not know). */
   readonly agreement: (session: Session.Session) => Negotiation.Agreement
+  /**
+   * The current session's connection was lost and a resume is under way: its streams wait, and an
+   * opener with another link (a pool) should use that one. Always false without resumption.
+   */
+  readonly suspended: () => boolean
 }
 
 /** Default first backoff delay. */
@@ -150,6 +155,8 @@ export class LinkCore {
   current: Session.Session | undefined = undefined
   generation = 0
   lastError = "not connected yet"
+  /** The current session waits for a resume (its connection was lost). */
+  suspended = false
   readonly changed = new Signal()
   readonly agreements = new WeakMap<Session.Session, Negotiation.Agreement>()
 
@@ -163,7 +170,10 @@ export class LinkCore {
 
   /** `session` stopped taking new streams because of `reason`. */
   down(session: Session.Session, reason: string): void {
-    if (this.current === session) this.current = undefined
+    if (this.current === session) {
+      this.current = undefined
+      this.suspended = false
+    }
     this.lastError = reason
     this.changed.notify()
   }
@@ -199,7 +209,8 @@ export class LinkCore {
       current: () => this.current,
       generation: () => this.generation,
       lastError: () => this.lastError,
-      agreement: (session) => this.agreements.get(session) ?? Negotiation.PLAIN
+      agreement: (session) => this.agreements.get(session) ?? Negotiation.PLAIN,
+      suspended: () => this.suspended
     }
   }
 }
@@ -286,12 +297,22 @@ export const make = Effect.fnUntraced(function* (options: LinkOptions) {
       ),
       {
         onLoss: (reason) =>
-          Effect.logWarning(
-            `link: connection to ${options.upstream} lost (${reason}); resuming session ${transport.ticket}`
+          Effect.andThen(
+            Effect.sync(() => {
+              core.suspended = true
+            }),
+            Effect.logWarning(
+              `link: connection to ${options.upstream} lost (${reason}); resuming session ${transport.ticket}`
+            )
           ),
         onResumed: (attempts) =>
-          Effect.logInfo(
-            `link: session ${transport.ticket} resumed (attempt ${attempts}, ${transport.stats().resumes} resume(s) so far)`
+          Effect.andThen(
+            Effect.sync(() => {
+              core.suspended = false
+            }),
+            Effect.logInfo(
+              `link: session ${transport.ticket} resumed (attempt ${attempts}, ${transport.stats().resumes} resume(s) so far)`
+            )
           ),
         onAttemptFailed: (error, n) =>
           Effect.logWarning(`link: resume attempt ${n} of session ${transport.ticket} failed: ${error.message}`)

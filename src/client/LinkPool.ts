@@ -19,6 +19,8 @@
  *   often, never dropped; when no server is eligible, the attempt waits for the earliest one.
  * - A server's GO_AWAY(0) (its graceful shutdown) is no failure: the link redials at once, and since
  *   a draining server no longer accepts, the attempt lands on another one.
+ * - With resumption, a link whose connection was lost takes no new streams while it resumes, and its
+ *   redials go to the server that holds its session (no other can continue it).
  * - Rebalancing: when a server carries two links more than an eligible one, a probe link dials the
  *   lighter server; once it is up it takes the slot, and the link it replaces stops taking new
  *   streams and is closed once its streams are done — a move never resets a stream. A probe that
@@ -231,8 +233,16 @@ class Member {
    * the link makes it current): before, its agreement (open messages or not) is not known here.
    */
   live(): Session.Session | undefined {
-    const session = this.link?.current()
-    return session !== undefined && session === this.session && session.isOpen() ? session : undefined
+    const link = this.link
+    const session = link?.current()
+    return session !== undefined && session === this.session && session.isOpen() && !link!.suspended()
+      ? session
+      : undefined
+  }
+  /** Its link is redialling to resume its current session (which must go to the same server). */
+  resuming(): boolean {
+    const session = this.session
+    return session !== undefined && !session.isClosed() && this.link?.current() === session
   }
 }
 
@@ -424,11 +434,28 @@ export const make = Effect.fnUntraced(function* (options: PoolOptions) {
       )
     })
 
+  /** Dials `server` again for a resume, without counting it as a new attempt. */
+  const redial = (server: ServerState) =>
+    dialUpstream(server.upstream).pipe(
+      Effect.timeoutOrElse({
+        duration: dialTimeoutMillis,
+        orElse: () =>
+          Effect.fail(
+            new TransportError({
+              operation: "connect",
+              message: `cannot connect to ${server.key}: no connection within ${dialTimeoutMillis} ms`
+            })
+          )
+      })
+    )
+
   const closeMember = (member: Member) => Effect.forkIn(Scope.close(member.scope, Exit.void), poolScope)
 
   /** The dial of one member's link, run once per attempt by that link's own retry loop. */
   const dialFor = (member: Member): Effect.Effect<Transport, TransportError, Scope.Scope> =>
     Effect.suspend(() => {
+      // A resume of the session in place: only the server that holds it can continue it.
+      if (member.resuming() && member.target !== undefined) return redial(member.target)
       settle(member)
       if (member.kind === "retiring") return Effect.never
       if (member.kind === "probe") {
@@ -669,6 +696,7 @@ export const make = Effect.fnUntraced(function* (options: PoolOptions) {
     generation: () => generation,
     lastError,
     agreement: (session) => agreements.get(session) ?? Negotiation.PLAIN,
+    suspended: () => pick() === undefined && members.some((member) => member.link?.suspended() === true),
     links: () => [...members, ...retiring].map(factsOf),
     servers: () => {
       const t = now()

@@ -15,6 +15,7 @@ import * as Session from "../../src/session/Session.ts"
 import { makePair } from "../../src/transport/Memory.ts"
 import * as Tcp from "../../src/transport/Tcp.ts"
 import { TransportError } from "../../src/transport/Transport.ts"
+import { relay } from "../resume/relay.ts"
 import { eventually, ipv6Usable, payload, roundTrip, SESSION, startBlackHole, startServer } from "./helpers.ts"
 
 const TEST_TIMEOUT = 30_000
@@ -175,6 +176,63 @@ describe("LinkPool", () => {
         stop = true
         yield* Fiber.join(arrivals).pipe(Effect.timeout(10_000))
         assert.isAtLeast(opened, 40)
+      }).pipe(Effect.scoped),
+    TEST_TIMEOUT
+  )
+
+  it.live(
+    "with resumption, a link that lost its connection takes no new streams while it resumes, and resumes on its own server",
+    () =>
+      Effect.gen(function* () {
+        const session = { keepaliveTimeoutMillis: 1_000 }
+        const resume = { config: { windowMillis: 15_000 } }
+        const a = yield* startServer(undefined, { session, resume })
+        const b = yield* startServer(undefined, { session, resume })
+        // C is idle (two links, three servers): a redial that picked the least-loaded server would go there.
+        const c = yield* startServer(undefined, { session, resume })
+        const cutA = yield* relay(a.address)
+        const pool = yield* LinkPool.make({
+          servers: [cutA.address, b.address, c.address],
+          links: 2,
+          session,
+          resume,
+          ...FAST
+        })
+        yield* spreadOver(pool, [keyOf(cutA.address), keyOf(b.address)])
+        const client = yield* Client.make({ link: pool, linkWaitMillis: 5_000 })
+        const held: Array<MuxStream> = []
+        for (let i = 0; i < 10; i++) held.push(yield* client.openUnscoped)
+        for (const [i, stream] of held.entries()) yield* roundTrip(stream, payload(300, i))
+        yield* eventually(
+          "5 streams on each",
+          () => a.server.stats().streams === 5 && b.server.stats().streams === 5,
+          5_000
+        )
+
+        // A's connection is cut, and A stays unreachable for a while: its link suspends.
+        cutA.refuse(true)
+        cutA.reset()
+        yield* eventually(
+          "the link to A suspended",
+          () => pool.links().some((link) => link.server === keyOf(cutA.address) && link.state === "connecting"),
+          10_000,
+          describeLinks(pool)
+        )
+        // New streams go to B meanwhile, at once.
+        for (let i = 0; i < 10; i++) {
+          const stream = yield* client.openUnscoped.pipe(Effect.timeout(2_000))
+          held.push(stream)
+          yield* roundTrip(stream, payload(300, 100 + i))
+        }
+        assert.strictEqual(b.server.stats().streams, 15, "the ten new streams went to B")
+        assert.strictEqual(a.server.stats().streams, 5)
+        // A is reachable again: the same session resumes there; its streams were never reset.
+        cutA.refuse(false)
+        yield* spreadOver(pool, [keyOf(cutA.address), keyOf(b.address)])
+        for (const [i, stream] of held.entries()) yield* roundTrip(stream, payload(500, 200 + i))
+        assert.strictEqual(pool.generation(), 2, "no fresh session: the suspended one resumed")
+        assert.strictEqual(b.server.sessions().length, 1, "the resume did not go to B")
+        assert.strictEqual(c.server.sessions().length, 0, "nor to the idle C: only A holds the session")
       }).pipe(Effect.scoped),
     TEST_TIMEOUT
   )

@@ -80,7 +80,11 @@ export interface RunningServer {
 /** Starts an echo server on `address` (default 127.0.0.1, a free port). */
 export const startServer = (
   address: TcpAddress = { host: "127.0.0.1", port: 0 },
-  options: { readonly drainMillis?: number } = {}
+  options: {
+    readonly drainMillis?: number
+    readonly session?: Partial<SessionConfig>
+    readonly resume?: Server.ServerOptions["resume"]
+  } = {}
 ): Effect.Effect<RunningServer, HaError, Scope.Scope> =>
   Effect.gen(function* () {
     const outer = yield* Effect.scope
@@ -88,8 +92,9 @@ export const startServer = (
     const server = yield* Server.make({
       listen: address,
       handler: Server.echo,
-      session: SESSION,
-      drainMillis: options.drainMillis ?? 5_000
+      session: options.session ?? SESSION,
+      drainMillis: options.drainMillis ?? 5_000,
+      ...(options.resume === undefined ? {} : { resume: options.resume })
     }).pipe(
       Scope.provide(scope),
       Effect.mapError(
