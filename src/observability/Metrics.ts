@@ -418,6 +418,10 @@ export const observe = (observed: Observed, options: ObserveOptions = {}): Effec
       () => gaugeState(process.memoryUsage.rss())
     )
     add(
+      Metric.gauge("plait_process_heap_used_bytes", { description: "JavaScript heap in use", attributes: { role } }),
+      () => gaugeState(process.memoryUsage().heapUsed)
+    )
+    add(
       Metric.histogram("plait_event_loop_delay_seconds", {
         description: "how late a timer fires (sampled 4 times a second)",
         attributes: { role },
