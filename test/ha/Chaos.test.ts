@@ -367,6 +367,30 @@ describe("high availability over real processes", () => {
   )
 
   it.live(
+    "--links with --link-listen exits 2 with one line naming --links",
+    () =>
+      Effect.gen(function* () {
+        const proxy = yield* spawnCli("node", "proxy", [
+          "--listen",
+          "127.0.0.1:0",
+          "--link-listen",
+          "127.0.0.1:0",
+          "--links",
+          "2"
+        ])
+        const exit = yield* exitOf(proxy)
+        assert.strictEqual(exit.code, 2)
+        const refusals = proxy.lines().filter((line) => line.includes("--links"))
+        assert.strictEqual(refusals.length, 1, proxy.output())
+        assert.match(
+          refusals[0]!,
+          /ERROR +plait proxy: --links is for dialled links; with --link-listen, each server that dials in brings its own link$/
+        )
+      }).pipe(Effect.scoped),
+    TEST_TIMEOUT
+  )
+
+  it.live(
     "a server that accepts TCP and never completes the handshake does not hold up the others",
     () =>
       Effect.gen(function* () {
