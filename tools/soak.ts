@@ -20,6 +20,9 @@
  * A connection cut by the link cut is reset (that is the defined outcome) and counted as such;
  * wrong bytes, or an error more than 20 s after the last cut, fail the soak.
  *
+ * Healthy traffic must never reach a flood budget or the partial-frame deadline: the run fails if
+ * `plait_limits_reached_total` counts one of them on either process.
+ *
  * Baseline: after a short warm-up (so lazily created descriptors and caches are in it), with the
  * load stopped and every stream gone. Final: the same, after the run. Counters checked: streams and
  * sessions of both processes, their descriptors; RSS: final ≤ 1.10 × the first minute's.
@@ -197,6 +200,26 @@ const getText = (port: number, route: string): Promise<string> =>
     request.on("timeout", () => request.destroy(new Error(`admin ${route}: timed out`)))
     request.on("error", reject)
   })
+
+/** The flood budgets and the partial-frame deadline: healthy traffic must never reach one. */
+const ABUSE_LIMITS = [
+  "maxPingsPerSecond",
+  "maxRefusedSynsPerSecond",
+  "maxResetsPerSecond",
+  "maxWindowUpdatesPerSecond",
+  "maxControlBacklog",
+  "frameTimeout"
+]
+
+/** How often each flood budget or deadline tripped, from a Prometheus exposition. */
+const abuseTrips = (exposition: string): number =>
+  exposition
+    .split("\n")
+    .filter(
+      (line) =>
+        line.startsWith("plait_limits_reached_total{") && ABUSE_LIMITS.some((l) => line.includes(`limit="${l}"`))
+    )
+    .reduce((n, line) => n + Number(line.slice(line.lastIndexOf(" ") + 1)), 0)
 
 /** The sum of every series named `name` (any labels) in a Prometheus exposition. */
 const series = (exposition: string, name: string): number => {
@@ -672,6 +695,14 @@ const main = async () => {
     }
   }
   if (cuts === 0 && runMillis >= 30_000) problems.push("the link was never cut")
+  for (const [name, port] of [
+    ["proxy", proxyAdmin],
+    ["server", serverAdmin]
+  ] as const) {
+    const trips = abuseTrips(await getText(port, "/metrics"))
+    if (trips > 0)
+      problems.push(`${name}: a flood budget or the frame deadline tripped ${trips} time(s) under healthy load`)
+  }
   if (tally.requests === 0 || tally.bulk === 0 || tally.churn === 0 || tally.slow === 0) {
     problems.push(`a workload never completed (${JSON.stringify({ ...tally, failures: tally.failures.length })})`)
   }
