@@ -61,7 +61,7 @@ const refusals: ReadonlyArray<{
     runtime: "node",
     entry: "proxy",
     args: ["--upstream"],
-    message: "plait proxy: --upstream needs a value: HOST:PORT"
+    message: "plait proxy: --upstream needs a value: HOST:PORT[,HOST:PORT...]"
   },
   {
     runtime: "bun",
