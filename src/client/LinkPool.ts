@@ -14,7 +14,8 @@
  *   dial round, and every 10 s while all links are up, all addresses), is a server of its own. An attempt goes to the eligible server with the
  *   fewest links (ties: fewer failures, then the one picked longest ago). Each server has its own
  *   backoff: a failed dial, TLS or token handshake or negotiation, a session that dies within 5 s
- *   without a GO_AWAY, or a health ping unanswered within the keepalive timeout each count against
+ *   without a GO_AWAY, or a health ping unanswered within the keepalive timeout (not while the link
+ *   is suspended for a resume, which has its own deadline) each count against
  *   it and push its next attempt back (capped exponential, with jitter). Such a server is tried less
  *   often, never dropped; when no server is eligible, the attempt waits for the earliest one.
  * - A server's GO_AWAY(0) (its graceful shutdown) is no failure: the link redials at once, and since
@@ -498,11 +499,18 @@ export const make = Effect.fnUntraced(function* (options: PoolOptions) {
         return
       }
       const timeoutMillis = session.config.keepaliveTimeoutMillis
+      // A suspended link waits for its resume, which has its own deadline: no verdict from here.
+      const suspended = () => member.link?.suspended() === true
       while (!session.isClosed()) {
+        if (suspended()) {
+          yield* Effect.sleep(healthMillis)
+          continue
+        }
         const answered = yield* session.ping.pipe(Effect.timeoutOption(timeoutMillis), Effect.option)
         if (answered._tag === "None") return // the session died
         if (answered.value._tag === "None") {
           if (session.isClosed()) return
+          if (suspended()) continue
           const reason = `no answer to a health ping within ${timeoutMillis} ms`
           if (server !== undefined) fail(server, reason)
           yield* Effect.logWarning(`pool: link ${member.slot + 1} to ${session.remoteAddress}: ${reason}; closing it`)

@@ -218,6 +218,8 @@ describe("LinkPool", () => {
           10_000,
           describeLinks(pool)
         )
+        // Longer than the keepalive timeout: the health pings give no verdict on a suspended link.
+        yield* Effect.sleep(2_500)
         // New streams go to B meanwhile, at once.
         for (let i = 0; i < 10; i++) {
           const stream = yield* client.openUnscoped.pipe(Effect.timeout(2_000))
