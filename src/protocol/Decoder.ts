@@ -8,7 +8,10 @@
  *   receive window) — before a single payload byte is buffered.
  * - The first error is terminal: the decoder returns the same {@link FrameError} from then on.
  * - A payload that lies inside one input chunk is a zero-copy view of it; only payloads that span
- *   chunks are copied (once).
+ *   chunks are copied (once). With `fragments`, nothing is ever copied: a DATA payload that spans
+ *   chunks comes out as several DATA frames of the same stream, in order, each a view of one
+ *   chunk (the header's SYN/ACK ride on the first, FIN/RST on the last; see
+ *   {@link DecoderOptions.fragments}).
  * - A {@link FrameError} carries the facts as fields (kind, stream id, length, limit, value); its
  *   message is derived from them, so nobody ever parses it back.
  *
@@ -139,6 +142,17 @@ export interface DecoderOptions {
    * (the session uses it to check DATA length against the stream's receive window).
    */
   readonly validate?: (header: Header) => FrameError | undefined
+  /**
+   * Deliver a DATA payload as it arrives instead of whole (default false). A payload that spans
+   * input chunks is then returned as consecutive DATA frames of its stream, one per chunk it lies
+   * in, each a zero-copy view (`length` is that part's size): the first carries the header's SYN
+   * and ACK, the last its FIN and RST, any between no flags; {@link Decoder.inFrame} tells whether
+   * the frame just returned was such a part with more to come. The header is still validated once,
+   * before any of it. For the session, whose streams take DATA in pieces anyway: a frame that
+   * spans socket reads (most do, when frames and reads are both 64 KiB) costs no copy and no
+   * allocation.
+   */
+  readonly fragments?: boolean
 }
 
 /**
@@ -178,6 +192,9 @@ export const checkHeader = (h: Header, maxDataLength: number): FrameError | unde
   }
 }
 
+/** The flags a fragmented DATA frame carries on its last part (the rest ride on its first). */
+const TAIL_FLAGS = Flags.FIN | Flags.RST
+
 /** Spent chunk slots tolerated before the queue is compacted. */
 const COMPACT_AFTER = 32
 
@@ -193,6 +210,11 @@ const readU32 = (b: Uint8Array, o: number): number =>
 export class Decoder {
   private readonly maxDataLength: number
   private readonly validate: ((header: Header) => FrameError | undefined) | undefined
+  private readonly fragments: boolean
+  /** With `fragments`: payload bytes of the current DATA frame already returned. */
+  private delivered = 0
+  /** With `fragments`: the frame last returned is a part, and more of its payload is to come. */
+  private partOpen = false
   /** Unconsumed input chunks, consumed front to back. */
   private chunks: Array<Uint8Array> = []
   private head = 0
@@ -205,6 +227,15 @@ export class Decoder {
   constructor(options: DecoderOptions = {}) {
     this.maxDataLength = options.maxDataLength ?? DEFAULT_MAX_DATA_LENGTH
     this.validate = options.validate
+    this.fragments = options.fragments === true
+  }
+
+  /**
+   * With `fragments`: whether the frame last returned by {@link Decoder.next} is a part of a DATA
+   * frame whose payload has more to come (its FIN/RST, if any, ride on a later part).
+   */
+  get inFrame(): boolean {
+    return this.partOpen
   }
 
   /** Bytes received but not yet returned as frames. */
@@ -239,7 +270,7 @@ export class Decoder {
     const header = this.header
     return header === undefined
       ? { part, received: this.buffered, expected: HEADER_SIZE, streamId: 0 }
-      : { part, received: this.buffered, expected: header.length, streamId: header.streamId }
+      : { part, received: this.delivered + this.buffered, expected: header.length, streamId: header.streamId }
   }
 
   /** The terminal error, once one occurred. */
@@ -289,6 +320,7 @@ export class Decoder {
       }
       this.header = header
     }
+    if (this.fragments) return this.nextPart(header)
     if (this.buffered < header.length) return undefined
     this.header = undefined
     return {
@@ -300,8 +332,33 @@ export class Decoder {
     }
   }
 
+  /** The next part of the DATA frame `header` (fragments mode): what the first chunk holds of it. */
+  private nextPart(header: Header): Frame | undefined {
+    if (this.buffered === 0) return undefined
+    const first = this.chunks[this.head]!
+    const rest = header.length - this.delivered
+    const n = Math.min(rest, first.length - this.offset)
+    const head = this.delivered === 0
+    const last = n === rest
+    const payload = first.subarray(this.offset, this.offset + n)
+    this.offset += n
+    this.buffered -= n
+    if (this.offset === first.length) this.advance()
+    if (last) {
+      this.header = undefined
+      this.delivered = 0
+    } else {
+      this.delivered += n
+    }
+    this.partOpen = !last
+    const flags = head && last ? header.flags : head ? header.flags & ~TAIL_FLAGS : last ? header.flags & TAIL_FLAGS : 0
+    return { type: header.type, flags, streamId: header.streamId, length: n, payload }
+  }
+
   private fail(error: FrameError): FrameError {
     this.failure = error
+    this.partOpen = false
+    this.delivered = 0
     this.header = undefined
     this.chunks = []
     this.head = 0

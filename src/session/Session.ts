@@ -257,6 +257,8 @@ class SessionCore implements StreamHost {
   partialSince = -1
   /** `partialSince` of a deadline the last sweep found expired: it trips on the next sweep. */
   partialExpired = -1
+  /** The rest of the DATA frame being decoded in parts goes nowhere (its first part did not). */
+  dropping = false
   /** The read loop waits on the read gate (the session's own backpressure). */
   readsPaused = false
   goAwaySent = false
@@ -279,7 +281,8 @@ class SessionCore implements StreamHost {
     this.clock = clock
     this.nextId = options.firstStreamId ?? (options.client ? 1 : 2)
     this.outbox = new Outbox(config.maxFrameSize, config.maxBatchBytes, transport.eventLoopDriven === true)
-    this.decoder = new Decoder({ validate: (h) => this.validate(h) })
+    // Fragments: a DATA frame that spans socket reads reaches its stream piece by piece, uncopied.
+    this.decoder = new Decoder({ validate: (h) => this.validate(h), fragments: true })
     this.lastReceived = clock.currentTimeMillisUnsafe()
     this.lastSweep = this.lastReceived
     this.pingBudget = new RateBudget(config.maxPingsPerSecond)
@@ -377,8 +380,16 @@ class SessionCore implements StreamHost {
       const frame = this.decoder.next()
       if (frame === undefined) break
       if (frame instanceof FrameError) return frameFailure(frame)
-      completed = true
-      const error = this.route(frame)
+      const more = this.decoder.inFrame
+      if (!more) completed = true
+      // A DATA frame in parts (see `Decoder`'s fragments): a frame whose first part went nowhere
+      // (refused, or for a stream that is gone) has its later parts, and their flags, dropped too,
+      // as a whole frame would be.
+      if (this.dropping) {
+        if (!more) this.dropping = false
+        continue
+      }
+      const error = more ? this.routeHead(frame) : this.route(frame)
       if (error !== undefined) return error
       // Checked per frame, so a flood is cut off within the chunk that carries it.
       if (this.outbox.controlBytes > this.maxControlBytes) return this.exceeded("maxControlBacklog")
@@ -388,6 +399,16 @@ class SessionCore implements StreamHost {
     if (this.decoder.partial === undefined) this.partialSince = -1
     else if (completed || this.partialSince < 0) this.partialSince = now
     return undefined
+  }
+
+  /**
+   * Routes a part of a DATA frame with more of it to come (`Decoder.inFrame`): like
+   * {@link SessionCore.route}, and when the part reached no stream, the rest of the frame is dropped.
+   */
+  routeHead(frame: Frame): MuxError | undefined {
+    const error = this.routeStream(frame)
+    if (error === undefined && this.streams.get(frame.streamId)?.isReset !== false) this.dropping = true
+    return error
   }
 
   /** A flood budget was exceeded: counted, reported once with the reason, and the session's end. */

@@ -202,6 +202,63 @@ const reference = (bytes: Uint8Array, options: DecoderOptions): Outcome => {
   return { frames, error: undefined }
 }
 
+/**
+ * {@link drive} for a decoder in `fragments` mode: the parts of each DATA frame are checked (a view
+ * of an input chunk, SYN/ACK only on the first, FIN/RST only on the last, `inFrame` until the last)
+ * and joined back into one frame; a frame whose last part has not come yet is left out, as the
+ * whole-frame decoder leaves it out.
+ */
+const driveParts = (options: DecoderOptions, chunks: ReadonlyArray<Uint8Array>): Outcome => {
+  const decoder = new Decoder({ ...options, fragments: true })
+  const total = chunks.reduce((n, c) => n + c.length, 0)
+  let budget = Math.floor(total / HEADER_SIZE) + 2 * chunks.length + 1
+  const frames: Array<GoldenFrame> = []
+  let open: { header: GoldenFrame; parts: Array<Uint8Array> } | undefined
+  for (const chunk of chunks) {
+    decoder.push(chunk)
+    for (;;) {
+      if (budget-- <= 0) throw new Error("decoder did not reach undefined or an error within its budget")
+      const next = decoder.next()
+      if (next === undefined) break
+      if (next instanceof FrameError) {
+        expect(open).toBeUndefined()
+        expect(decoder.inFrame).toBe(false)
+        return { frames, error: next.kind }
+      }
+      if (next.type !== FrameType.Data || (open === undefined && !decoder.inFrame)) {
+        expect(open).toBeUndefined()
+        if (next.payload.length > 0) expect(next.payload.buffer).toBe(chunk.buffer)
+        frames.push(toGoldenFrame(next))
+        continue
+      }
+      // A part: a non-empty view of the chunk just pushed (parts never span chunks).
+      expect(next.payload.length).toBeGreaterThan(0)
+      expect(next.payload.length).toBe(next.length)
+      expect(next.payload.buffer).toBe(chunk.buffer)
+      if (open === undefined) {
+        expect(next.flags & (Flags.FIN | Flags.RST)).toBe(0)
+        open = { header: { ...toGoldenFrame(next), payloadHex: "" }, parts: [] }
+      } else {
+        expect(next.streamId).toBe(open.header.streamId)
+        if (decoder.inFrame) expect(next.flags).toBe(0)
+        else expect(next.flags & (Flags.SYN | Flags.ACK)).toBe(0)
+      }
+      open.parts.push(next.payload.slice())
+      if (!decoder.inFrame) {
+        const payload = concat(...open.parts)
+        frames.push({
+          ...open.header,
+          flags: open.header.flags | next.flags,
+          length: payload.length,
+          payloadHex: toHex(payload)
+        })
+        open = undefined
+      }
+    }
+  }
+  return { frames, error: undefined }
+}
+
 const runs = { numRuns: 200 }
 
 // ---------------------------------------------------------------------------------------------
@@ -266,6 +323,26 @@ describe("Decoder properties", () => {
         const prefixAllowed = reference(concat(...frames.map(encodeFrame)), options).error === undefined
         if (prefixAllowed) expect(outcome.frames.slice(0, prefix.length)).toEqual(prefix)
         if (outcome.frames.length < prefix.length) expect(outcome.error).toBeDefined()
+      }),
+      runs
+    )
+  })
+
+  it("fragments: valid frames at any split points join back into the same frames, every part uncopied", () => {
+    fc.assert(
+      fc.property(fc.array(validFrame, { maxLength: 12 }), cuts, (frames, rawCuts) => {
+        const bytes = concat(...frames.map(encodeFrame))
+        expect(driveParts({}, split(bytes, rawCuts))).toEqual({ frames: frames.map(toGoldenFrame), error: undefined })
+      }),
+      runs
+    )
+  })
+
+  it("fragments: garbage decodes as the whole-frame decoder decodes it, at any split points", () => {
+    fc.assert(
+      fc.property(garbage, cuts, settings, (bytes, rawCuts, s) => {
+        const options = decoderOptions(s)
+        expect(driveParts(options, split(bytes, rawCuts))).toEqual(drive(options, [bytes]))
       }),
       runs
     )

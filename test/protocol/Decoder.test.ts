@@ -350,6 +350,56 @@ describe("payload buffering", () => {
   })
 })
 
+describe("fragments", () => {
+  it("a payload spanning chunks comes out in parts, each a view of its chunk, flags split head/tail", () => {
+    const flags = Flags.SYN | Flags.ACK | Flags.FIN
+    const header = rawHeader(0, FrameType.Data, flags, 3, 10)
+    const parts = [Uint8Array.of(0, 1, 2), Uint8Array.of(3, 4, 5, 6), Uint8Array.of(7, 8, 9)]
+    const calls: Array<Header> = []
+    const decoder = new Decoder({ fragments: true, validate: (h) => void calls.push(h) })
+    decoder.push(header)
+    expect(decoder.next()).toBeUndefined()
+    expect(decoder.progress).toEqual({ part: "body", received: 0, expected: 10, streamId: 3 })
+    const seen: Array<Frame> = []
+    for (const part of parts) {
+      decoder.push(part)
+      const frame = expectFrame(decoder.next())
+      seen.push(frame)
+      // Zero-copy: writes to the input show through.
+      expect(frame.payload.buffer).toBe(part.buffer)
+      expect(frame.length).toBe(part.length)
+      expect(decoder.inFrame).toBe(part !== parts[2])
+      expect(decoder.next()).toBeUndefined()
+      if (part !== parts[2]) expect(decoder.partial).toBe("body")
+    }
+    expect(seen.map((f) => f.flags)).toEqual([Flags.SYN | Flags.ACK, 0, Flags.FIN])
+    expect(seen.every((f) => f.streamId === 3 && f.type === FrameType.Data)).toBe(true)
+    expect(toHex(concat(...seen.map((f) => f.payload)))).toBe("00010203040506070809")
+    expect(calls).toHaveLength(1)
+    expect(decoder.partial).toBeUndefined()
+    expect(decoder.pendingBytes).toBe(0)
+  })
+
+  it("progress counts the body bytes already returned in parts", () => {
+    const decoder = new Decoder({ fragments: true })
+    decoder.push(concat(rawHeader(0, FrameType.Data, 0, 1, 100), new Uint8Array(30)))
+    expect(expectFrame(decoder.next()).length).toBe(30)
+    expect(decoder.next()).toBeUndefined()
+    expect(decoder.progress).toEqual({ part: "body", received: 30, expected: 100, streamId: 1 })
+  })
+
+  it("a payload inside one chunk is one frame with every flag; the next frame follows in the same chunk", () => {
+    const decoder = new Decoder({ fragments: true })
+    const bytes = concat(rawHeader(0, FrameType.Data, Flags.ACK | Flags.RST, 5, 4), Uint8Array.of(1, 2, 3, 4))
+    decoder.push(concat(bytes, fromHex(goldens.pingSyn.hex)))
+    const frame = expectFrame(decoder.next())
+    expect(frame).toMatchObject({ type: FrameType.Data, flags: Flags.ACK | Flags.RST, streamId: 5, length: 4 })
+    expect(decoder.inFrame).toBe(false)
+    expect(toGoldenFrame(expectFrame(decoder.next()))).toEqual(goldens.pingSyn.frame)
+    expect(decoder.next()).toBeUndefined()
+  })
+})
+
 describe("pendingBytes", () => {
   it("counts bytes pushed and not yet consumed into a frame or a parsed header", () => {
     const decoder = new Decoder()
