@@ -32,7 +32,7 @@ import { Clock, Context, Data, Effect, Layer, PubSub, Redacted } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import { page } from "../internal/admin/Dashboard.ts"
-import { History } from "../internal/admin/History.ts"
+import { History, listed } from "../internal/admin/History.ts"
 import * as Events from "../observability/Events.ts"
 import * as Metrics from "../observability/Metrics.ts"
 import * as Observed from "../observability/Observed.ts"
@@ -290,13 +290,20 @@ export const make = Effect.fnUntraced(function* (observed: Observed.Observed, op
           bufferedBytes: stats.bufferedBytes
         }
       }),
-      services: observed.services().map((s) => ({
-        name: s.name,
-        address: s.address,
-        streams: s.streams,
-        bytesUp: s.bytesUp,
-        bytesDown: s.bytesDown
-      })),
+      services: observed
+        .services()
+        .filter(listed)
+        .map((s) => ({
+          name: s.name,
+          address: s.address,
+          active: s.active,
+          streams: s.streams,
+          opened: s.opened,
+          closed: s.closed,
+          reset: s.reset,
+          bytesUp: s.bytesUp,
+          bytesDown: s.bytesDown
+        })),
       limits: observed.limits(),
       process: { rssBytes: process.memoryUsage.rss(), eventLoopDelaySeconds: probe.lastEventLoopDelay() }
     }
@@ -344,7 +351,8 @@ export const make = Effect.fnUntraced(function* (observed: Observed.Observed, op
         "*",
         "/metrics",
         route(
-          Effect.map(PrometheusMetrics.format(), (body) =>
+          // A service added by a reload a moment ago gets its series before this scrape, not at the next tick.
+          Effect.map(Effect.andThen(Effect.sync(probe.refresh), PrometheusMetrics.format()), (body) =>
             HttpServerResponse.text(body, {
               contentType: "text/plain; version=0.0.4; charset=utf-8",
               headers: { "cache-control": "no-store" }

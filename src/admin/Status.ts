@@ -36,7 +36,9 @@ export const LinkStatus = Schema.Struct({
 export type LinkStatus = typeof LinkStatus.Type
 
 /**
- * One service with its open streams and the bytes it carried.
+ * One service: where it is (the proxy's listen address, the server's target), its streams open now,
+ * opened, closed and reset since start, and the bytes it carried each way. `active` is false for a
+ * service a reload removed whose last streams are still open.
  *
  * @since 0.1.0
  * @category schemas
@@ -44,7 +46,11 @@ export type LinkStatus = typeof LinkStatus.Type
 export const ServiceStatus = Schema.Struct({
   name: Schema.String,
   address: Schema.String,
+  active: Schema.Boolean,
   streams: Schema.Finite,
+  opened: Schema.Finite,
+  closed: Schema.Finite,
+  reset: Schema.Finite,
   bytesUp: Schema.Finite,
   bytesDown: Schema.Finite
 })
@@ -70,7 +76,9 @@ export const Status = Schema.Struct({
   pid: Schema.Finite,
   startedAt: Schema.String,
   uptimeSeconds: Schema.Finite,
+  /** Where it accepts connections; `none` for a server that only dials its proxy. */
   listen: Schema.String,
+  /** The proxy's upstream(s), or the proxy a dialling server's link goes to; null otherwise. */
   upstream: Schema.NullOr(Schema.String),
   ready: Schema.Boolean,
   /** Why the component is not ready; null when it is. */
@@ -154,7 +162,12 @@ const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<
  */
 export const render = (status: Status): string => {
   const lines: Array<string> = []
-  const where = status.upstream === null ? status.listen : `${status.listen} → ${status.upstream}`
+  const where =
+    status.upstream === null
+      ? status.listen
+      : status.listen === "none"
+        ? `dials ${status.upstream}`
+        : `${status.listen} → ${status.upstream}`
   lines.push(`plait ${status.role} ${status.version} on ${status.runtime} (pid ${status.pid}), ${where}`)
   lines.push(
     `${status.ready ? "READY" : `NOT READY: ${status.reason ?? "unknown"}`} · up ${formatAge(status.uptimeSeconds)} · RSS ${formatBytes(status.process.rssBytes)} · event-loop delay ${(status.process.eventLoopDelaySeconds * 1000).toFixed(1)} ms`
@@ -179,11 +192,13 @@ export const render = (status: Status): string => {
   lines.push("services")
   lines.push(
     ...table(
-      ["name", status.role === "proxy" ? "listen" : "target", "streams", "up", "down"],
+      ["name", status.role === "proxy" ? "listen" : "target", "streams", "opened", "reset", "up", "down"],
       status.services.map((service) => [
-        service.name,
+        service.active ? service.name : `${service.name} (removed)`,
         service.address,
         String(service.streams),
+        String(service.opened),
+        String(service.reset),
         formatBytes(service.bytesUp),
         formatBytes(service.bytesDown)
       ])

@@ -72,8 +72,8 @@ const serverServices = (config: ServerConfig): Record<string, Server.Service> =>
 }
 
 /**
- * What a SIGHUP can change while running: the services (added, removed, moved). Other changed
- * settings are listed as taking effect at the next start.
+ * What a SIGHUP can change while running: the services (added, removed, moved) and, on the server,
+ * the backend dial timeout. Other changed settings are listed as taking effect at the next start.
  */
 const reloadWith = <C>(
   command: string,
@@ -329,7 +329,9 @@ export const server: Command<ServerConfig> = {
           config,
           Observed.fromServer(listening, config.target === undefined ? {} : { target: formatAddress(config.target) })
         )
-        return reloadWith("server", serverSettings, config, ["target", "services"], (next) =>
+        // The dial timeout travels in every forwarded service's entry: a changed one replaces those
+        // entries (Server.reload), so new streams dial with it at once.
+        return reloadWith("server", serverSettings, config, ["target", "services", "dialTimeoutMillis"], (next) =>
           listening.reload(serverServices(next))
         )
       })

@@ -5,8 +5,12 @@
  * - **Event metrics** ({@link layer}): counters derived from the lifecycle {@link Events} bus — links
  *   up and down, streams opened, closed and reset, clients refused, limits reached.
  * - **Pull metrics** ({@link observe}): series whose value is read from a running proxy or server
- *   when metrics are exported — links up now, reconnects, streams open, bytes carried, backend dial
- *   failures, latency histograms, bytes buffered per link — plus process RSS and event-loop delay.
+ *   when metrics are exported — links up now, reconnects, streams opened, closed, reset and open
+ *   and bytes carried by service, backend dial failures, latency histograms, bytes buffered per
+ *   link — plus process RSS and event-loop delay. The stream counters of an observed role replace
+ *   the event metrics of the same name: a session's events cannot tell services apart (with
+ *   {@link layer} alone, every stream counts under `service="default"`), the component's
+ *   per-service counters can.
  *
  * Invariants: nothing here runs on the data path. Event metrics are updated by one subscriber fiber
  * that takes events in batches at most every {@link BATCH_MILLIS} and updates each series once per
@@ -15,10 +19,10 @@
  * components keep plain counters (bytes per splice read, one histogram bucket per open or dial)
  * and a read sums them. The sampler behind {@link observe} wakes a few times a second: it measures
  * the event loop's delay, pings each link every {@link ObserveOptions.pingMillis} for its round
- * trip, and keeps the per-link series in step with the links.
+ * trip, and keeps the per-link and per-service series in step with the links and services.
  *
  * Labels: `role` (`proxy`, `server`, `client`) on every plait series, `service` on stream and byte
- * series (`default` until services are configured), `direction` (`up`: toward the backend,
+ * series (the service's name; `default` for `--listen`/`--target`), `direction` (`up`: toward the backend,
  * `down`: back) on bytes, `reason` on refusals, `limit` on limits, `peer` on per-link series.
  *
  * @since 0.1.0
@@ -28,7 +32,7 @@ import { Clock, Effect, Layer, LogLevel, Metric, PubSub, type Scope } from "effe
 import { Histogram } from "../internal/observability/Histogram.ts"
 import type { Session } from "../session/Session.ts"
 import { DEFAULT_SERVICE, Events, type PlaitEvent } from "./Events.ts"
-import type { Observed } from "./Observed.ts"
+import type { Observed, ServiceFacts } from "./Observed.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Event metrics
@@ -304,6 +308,11 @@ export interface Probe {
   readonly eventLoopDelay: Histogram
   /** The last such delay, in seconds. */
   readonly lastEventLoopDelay: () => number
+  /**
+   * Brings the per-link and per-service series in step with the component now (the sampler does
+   * it four times a second): call before exporting, so a service added a moment ago is there.
+   */
+  readonly refresh: () => void
 }
 
 type Registrar = (metric: Metric.Metric<never, unknown>, get: () => unknown) => Metric.Registration
@@ -339,7 +348,18 @@ export const observe = (observed: Observed, options: ObserveOptions = {}): Effec
       })
     )
     const role = observed.role
-    const service = (name: string) => observed.services().find((s) => s.name === name)
+    // One snapshot of the services per synchronous run (a scrape reads every series in one go):
+    // consistent figures, and the component's stats summed once per scrape, not once per series.
+    let snapshot: Map<string, ServiceFacts> | undefined
+    const service = (name: string) => {
+      if (snapshot === undefined) {
+        snapshot = new Map(observed.services().map((s) => [s.name, s]))
+        queueMicrotask(() => {
+          snapshot = undefined
+        })
+      }
+      return snapshot.get(name)
+    }
 
     add(Metric.gauge("plait_links", { description: "links up now", attributes: { role } }), () =>
       gaugeState(observed.sessions().length)
@@ -355,27 +375,38 @@ export const observe = (observed: Observed, options: ObserveOptions = {}): Effec
       }),
       () => counterState(observed.reconnects())
     )
-    for (const { name } of observed.services()) {
-      add(
-        Metric.gauge("plait_streams_open", {
-          description: "streams open now, by service",
-          attributes: { role, service: name }
-        }),
-        () => gaugeState(service(name)?.streams ?? 0)
-      )
-      for (const direction of ["up", "down"] as const) {
-        add(
-          Metric.counter("plait_bytes_total", {
-            description: "bytes carried, by service and direction (up: toward the backend)",
-            attributes: { role, service: name, direction }
-          }),
-          () => {
-            const facts = service(name)
-            return counterState(facts === undefined ? 0 : direction === "up" ? facts.bytesUp : facts.bytesDown)
-          }
+    // Per-service series follow the services: registered the first time a service is seen (at
+    // start, on each sampler tick, and before each scrape through `refresh`) and kept while the
+    // scope lives, as the component keeps a removed service's totals. The stream counters are
+    // registered under the event metrics' own keys, so for this role the component's per-service
+    // counts replace the session events' (which cannot tell services apart): one series each.
+    const serviceSeries = new Set<string>()
+    const syncServices = () => {
+      for (const { name } of observed.services()) {
+        if (serviceSeries.has(name)) continue
+        serviceSeries.add(name)
+        const attributes = { role, service: name }
+        add(Metric.gauge("plait_streams_open", { description: "streams open now, by service", attributes }), () =>
+          gaugeState(service(name)?.streams ?? 0)
         )
+        add(Metric.withAttributes(streamsOpened, attributes), () => counterState(service(name)?.opened ?? 0))
+        add(Metric.withAttributes(streamsClosed, attributes), () => counterState(service(name)?.closed ?? 0))
+        add(Metric.withAttributes(streamsReset, attributes), () => counterState(service(name)?.reset ?? 0))
+        for (const direction of ["up", "down"] as const) {
+          add(
+            Metric.counter("plait_bytes_total", {
+              description: "bytes carried, by service and direction (up: toward the backend)",
+              attributes: { ...attributes, direction }
+            }),
+            () => {
+              const facts = service(name)
+              return counterState(facts === undefined ? 0 : direction === "up" ? facts.bytesUp : facts.bytesDown)
+            }
+          )
+        }
       }
     }
+    syncServices()
     if (observed.openLatency !== undefined) {
       const histogram = observed.openLatency
       add(
@@ -485,6 +516,7 @@ export const observe = (observed: Observed, options: ObserveOptions = {}): Effec
       lastEventLoopDelay = Math.max(0, now - before - TICK_MILLIS) / 1000
       eventLoopDelay.observe(lastEventLoopDelay)
       syncLinks()
+      syncServices()
       if (pingMillis > 0 && now - lastPing >= pingMillis) {
         lastPing = now
         // Pings run beside the sampler: a link that does not answer must not stall the others.
@@ -496,7 +528,11 @@ export const observe = (observed: Observed, options: ObserveOptions = {}): Effec
       pingRtt,
       rttMillis: (session) => rtts.get(session),
       eventLoopDelay,
-      lastEventLoopDelay: () => lastEventLoopDelay
+      lastEventLoopDelay: () => lastEventLoopDelay,
+      refresh: () => {
+        syncLinks()
+        syncServices()
+      }
     }
     return probe
   })

@@ -7,11 +7,16 @@
  * Invariants: reading the facts never changes the component (no stream is opened, nothing is
  * reset) and costs nothing on its data path — every figure is a counter the component keeps
  * anyway, summed when read. Nothing secret is exposed: no token, no key, no TLS file path.
+ * Services are the component's own per-service counters (`stats().services`): every service
+ * configured since start, a removed one marked inactive with its totals kept until restart.
+ * Readiness: a proxy is ready while a link is up; a server that dials its proxy (`connect`) while
+ * its dialled link is up; a listening server while it is below `maxSessions` (a server that does
+ * both is ready while either holds).
  *
  * @since 0.1.0
  */
 import type { Histogram } from "../internal/observability/Histogram.ts"
-import type { ProxyService } from "../proxy/Proxy.ts"
+import type { ProxyService, ServiceStats } from "../proxy/Proxy.ts"
 import type { ServerService } from "../server/Server.ts"
 import { type SessionConfig, validateSessionConfig } from "../session/Config.ts"
 import type { Session } from "../session/Session.ts"
@@ -26,10 +31,19 @@ import { DEFAULT_SERVICE } from "./Events.ts"
  */
 export interface ServiceFacts {
   readonly name: string
-  /** The proxy's listen address, or the server's target (`echo` for the embedded echo service). */
+  /**
+   * The proxy's listen address, or the server's target (`echo` for the embedded echo service,
+   * `handler` for an Effect function).
+   */
   readonly address: string
+  /** Whether the service is configured now; false once a reload removed it (its totals stay). */
+  readonly active: boolean
   /** Streams of this service open now. */
   readonly streams: number
+  /** Streams opened since start, and of those the ones that ended cleanly and by RST. */
+  readonly opened: number
+  readonly closed: number
+  readonly reset: number
   /** Bytes toward the backend (client → server) and back, since start. */
   readonly bytesUp: number
   readonly bytesDown: number
@@ -51,12 +65,13 @@ export type Readiness = { readonly ready: true } | { readonly ready: false; read
  */
 export interface Observed {
   readonly role: "proxy" | "server"
-  /** Where the component accepts connections. */
+  /** Where the component accepts connections (`none` for a server that only dials out). */
   readonly listen: string
-  /** The proxy's upstream; undefined on a server. */
+  /** The proxy's upstream(s); on a server that dials its proxy (`connect`), the proxy; else undefined. */
   readonly upstream: string | undefined
   /** The links up now (the proxy's current session, or every link of its pool; every session of a server). */
   readonly sessions: () => ReadonlyArray<Session>
+  /** Every service configured since start, in the order they were first configured. */
   readonly services: () => ReadonlyArray<ServiceFacts>
   /** The limits in force, by name (counts, bytes, milliseconds). */
   readonly limits: () => Readonly<Record<string, number>>
@@ -92,6 +107,18 @@ const sessionLimits = (session: Partial<SessionConfig>): Record<string, number> 
   return out
 }
 
+const facts = (s: ServiceStats, address: string): ServiceFacts => ({
+  name: s.name,
+  address,
+  active: s.active,
+  streams: s.open,
+  opened: s.opened,
+  closed: s.closed,
+  reset: s.reset,
+  bytesUp: s.bytesUp,
+  bytesDown: s.bytesDown
+})
+
 /**
  * The facts of a running proxy.
  *
@@ -118,18 +145,7 @@ export const fromProxy = (proxy: ProxyService): Observed => {
       const session = proxy.link.current()
       return session === undefined || session.isClosed() ? [] : [session]
     },
-    services: () => {
-      const stats = proxy.stats()
-      return [
-        {
-          name: DEFAULT_SERVICE,
-          address: listen,
-          streams: stats.clients,
-          bytesUp: stats.bytesUp,
-          bytesDown: stats.bytesDown
-        }
-      ]
-    },
+    services: () => proxy.stats().services.map((s) => facts(s, s.address)),
     limits: () => limits,
     readiness: () =>
       proxy.link.current()?.isOpen() === true
@@ -143,7 +159,8 @@ export const fromProxy = (proxy: ProxyService): Observed => {
 }
 
 /**
- * The facts of a running server; `target` names where its streams go (`echo` by default).
+ * The facts of a running server. Each service's address is its target (`echo`, `handler` for an
+ * Effect function); `target`, when given, replaces the default service's (a label of the caller's).
  *
  * @since 0.1.0
  * @category constructors
@@ -156,25 +173,30 @@ export const fromServer = (server: ServerService, options: { readonly target?: s
     drainMillis: settings.drainMillis,
     ...sessionLimits(settings.session)
   }
+  const dialled = server.link
+  // Without `listening`, `server.address` is the proxy's link address the server dials.
+  const listen = server.listening ? formatAddress(server.address) : "none"
+  const upstream = dialled !== undefined && !server.listening ? formatAddress(server.address) : undefined
   return {
     role: "server",
-    listen: formatAddress(server.address),
-    upstream: undefined,
+    listen,
+    upstream,
     sessions: () => server.sessions().filter((session) => !session.isClosed()),
-    services: () => {
-      const stats = server.stats()
-      return [
-        {
-          name: DEFAULT_SERVICE,
-          address: options.target ?? "echo",
-          streams: stats.streams,
-          bytesUp: stats.bytesUp,
-          bytesDown: stats.bytesDown
-        }
-      ]
-    },
+    services: () =>
+      server
+        .stats()
+        .services.map((s) =>
+          facts(s, s.name === DEFAULT_SERVICE && options.target !== undefined ? options.target : s.address)
+        ),
     limits: () => limits,
     readiness: () => {
+      // Dialling: a server whose proxy cannot reach it gets no streams, whatever its slots.
+      if (dialled !== undefined) {
+        if (dialled.current()?.isOpen() === true) return { ready: true }
+        if (!server.listening) {
+          return { ready: false, reason: `no link to ${upstream ?? "the proxy"}: ${dialled.lastError()}` }
+        }
+      }
       const links = server.stats().sessions
       return links < settings.maxSessions
         ? { ready: true }

@@ -36,6 +36,7 @@ import * as LinkListener from "../client/LinkListener.ts"
 import * as LinkPool from "../client/LinkPool.ts"
 import { ClientLimit, ClientProxyHeader, ProxyError } from "../client/ProxyError.ts"
 import { Histogram } from "../internal/observability/Histogram.ts"
+import { type ServiceStats, ServiceTallies, type ServiceTally } from "../internal/observability/ServiceTally.ts"
 import type { MuxStream } from "../internal/session/Stream.ts"
 import * as Events from "../observability/Events.ts"
 import type { SessionConfig } from "../session/Config.ts"
@@ -121,6 +122,17 @@ export interface ProxyReloadSummary {
   readonly unchanged: ReadonlyArray<string>
 }
 
+export type {
+  /**
+   * One service's counters: streams opened, closed, reset and open now, bytes each way, and where
+   * it listens (every service since start; `active` false once a reload removed it).
+   *
+   * @since 0.2.0
+   * @category models
+   */
+  ServiceStats
+} from "../internal/observability/ServiceTally.ts"
+
 /**
  * Counters of a running proxy.
  *
@@ -137,6 +149,11 @@ export interface ProxyStats {
   /** Bytes from clients to the server, and back (connections still open included). */
   readonly bytesUp: number
   readonly bytesDown: number
+  /**
+   * The same by service, for every service configured since start (a removed one keeps its
+   * totals until the proxy stops). A stream counts once its client's stream is open.
+   */
+  readonly services: ReadonlyArray<ServiceStats>
 }
 
 /**
@@ -218,18 +235,22 @@ class Listening {
   acceptProxyProtocol: boolean
   readonly bound: Tcp.TcpAddress
   readonly scope: Scope.Closeable
+  /** The service's counters (shared with a listener that replaces this one on a reload). */
+  readonly tally: ServiceTally
   constructor(
     name: string,
     listen: Tcp.TcpAddress,
     acceptProxyProtocol: boolean,
     bound: Tcp.TcpAddress,
-    scope: Scope.Closeable
+    scope: Scope.Closeable,
+    tally: ServiceTally
   ) {
     this.name = name
     this.listen = listen
     this.acceptProxyProtocol = acceptProxyProtocol
     this.bound = bound
     this.scope = scope
+    this.tally = tally
   }
 }
 
@@ -351,6 +372,7 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
   // never on the data path).
   const live = new Set<Carrying>()
   const openLatency = new Histogram()
+  const tallies = new ServiceTallies()
 
   // Log lines name the client; annotating each line (not the whole actor) keeps an idle actor lean.
   const log = (client: Transport, line: Effect.Effect<void>) =>
@@ -386,6 +408,7 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
     return Effect.flatMap(opener.openServiceUnscoped(listening.name, { source, destination }), (stream) => {
       carried++
       carrying.stream = stream
+      listening.tally.started()
       openLatency.observe((clock.currentTimeMillisUnsafe() - carrying.arrived) / 1000)
       const rest = header?.rest
       if (rest === undefined || rest.length === 0) return splice(client, stream, carrying.stats)
@@ -415,6 +438,7 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
     }
     bytesUp += stats.aToB
     bytesDown += stats.bToA
+    carrying.listening.tally.ended(exit._tag === "Success", stats.aToB, stats.bToA)
     // A failed splice has already reset both sides; only the log line differs, and it is built only
     // when debug logging is on (at thousands of connections per second, it would cost otherwise).
     return Effect.flatMap(LogLevel.isEnabled("Debug"), (debug) => {
@@ -458,7 +482,8 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
         Scope.provide(listenerScope),
         Effect.onError(() => Scope.close(listenerScope, Exit.void))
       )
-      const listening = new Listening(name, spec.listen, spec.acceptProxyProtocol, server.address, listenerScope)
+      const tally = tallies.of(name)
+      const listening = new Listening(name, spec.listen, spec.acceptProxyProtocol, server.address, listenerScope, tally)
       const acceptLoop = Effect.forever(
         Effect.flatMap(server.accept, (client) => FiberSet.run(actors, actor(client, listening)))
       )
@@ -472,7 +497,9 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
       return listening
     })
   for (const [name, spec] of Object.entries(initial)) {
-    listeners.set(name, yield* startListener(name, specOf(spec, acceptProxyProtocol)))
+    const listening = yield* startListener(name, specOf(spec, acceptProxyProtocol))
+    listeners.set(name, listening)
+    tallies.configure(name, formatAddress(listening.bound))
   }
 
   const reload = (services: Readonly<Record<string, Tcp.TcpAddress | ServiceListen>>) =>
@@ -517,13 +544,19 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
       for (const [listening, flag] of flagOnly) listening.acceptProxyProtocol = flag
       const removed: Array<string> = []
       for (const [name, listening] of listeners) {
-        if (!(name in services)) removed.push(name)
+        if (!(name in services)) {
+          removed.push(name)
+          tallies.remove(name)
+        }
         if (!(name in services) || started.has(name)) {
           yield* Scope.close(listening.scope, Exit.void)
           listeners.delete(name)
         }
       }
-      for (const [name, listening] of started) listeners.set(name, listening)
+      for (const [name, listening] of started) {
+        listeners.set(name, listening)
+        tallies.configure(name, formatAddress(listening.bound))
+      }
       yield* Effect.logInfo(
         `proxy: services reloaded: ${added.length} added, ${removed.length} removed, ${changed.length} changed, ${unchanged.length} unchanged`
       )
@@ -557,7 +590,12 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
         up += stats.aToB
         down += stats.bToA
       }
-      return { clients, carried, refused, bytesUp: up, bytesDown: down }
+      const services = tallies.stats((add) => {
+        for (const { listening, stats, stream } of live) {
+          if (stream !== undefined) add(listening.tally, stats.aToB, stats.bToA)
+        }
+      })
+      return { clients, carried, refused, bytesUp: up, bytesDown: down, services }
     },
     settings: {
       upstream,

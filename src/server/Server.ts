@@ -34,6 +34,7 @@
 import { Clock, Context, Data, Duration, Effect, Exit, FiberSet, Layer, Scope } from "effect"
 import * as Link from "../client/Link.ts"
 import { Histogram } from "../internal/observability/Histogram.ts"
+import { type ServiceStats, ServiceTallies, type ServiceTally } from "../internal/observability/ServiceTally.ts"
 import { endNow, type MuxStream } from "../internal/session/Stream.ts"
 import * as Events from "../observability/Events.ts"
 import * as Resume from "../resume/Resume.ts"
@@ -343,14 +344,20 @@ const sameTarget = (a: Service, b: Service): boolean =>
       a.proxyProtocol === b.proxyProtocol &&
       a.dialTimeoutMillis === b.dialTimeoutMillis
 
-/** One service as the table holds it: what was asked for, and the handler made of it once. */
+/** One service as the table holds it: what was asked for, the handler made of it once, its counters. */
 interface Entry {
   readonly spec: Service
   readonly handler: Handler
+  readonly tally: ServiceTally
 }
 
-const entryOf = (spec: Service): Entry => ({
+/** Where a service's streams go, for status pages: the target, `echo`, or `handler`. */
+const whereTo = (spec: Service): string =>
+  typeof spec === "function" ? (spec === echo ? "echo" : "handler") : Tcp.formatAddress(spec.target)
+
+const entryOf = (spec: Service, tally: ServiceTally): Entry => ({
   spec,
+  tally,
   handler:
     typeof spec === "function"
       ? spec
@@ -409,6 +416,17 @@ export interface ServerOptions {
   readonly resume?: { readonly config?: Partial<Resume.ResumeConfig>; readonly token?: string }
 }
 
+export type {
+  /**
+   * One service's counters: streams routed to it (opened), closed, reset and open now, bytes each
+   * way, and where its streams go (every service since start; `active` false once a reload removed it).
+   *
+   * @since 0.2.0
+   * @category models
+   */
+  ServiceStats
+} from "../internal/observability/ServiceTally.ts"
+
 /**
  * Counters of a running server.
  *
@@ -432,6 +450,12 @@ export interface ServerStats {
   readonly unknownService: number
   /** Links ended with GO_AWAY(1) for a malformed, truncated or late open message. */
   readonly openViolations: number
+  /**
+   * Streams and bytes by service, for every service configured since start (a removed one keeps its
+   * totals until the server stops). A stream counts once it is routed to its service's handler:
+   * streams for an unknown service, or whose open message failed, are not in any.
+   */
+  readonly services: ReadonlyArray<ServiceStats>
 }
 
 /**
@@ -559,6 +583,8 @@ class StreamServing implements Serving {
   destination: Endpoint.Endpoint | undefined = undefined
   /** Bytes that arrived behind the open message, for a handler that takes them ({@link forward}). */
   pending: Uint8Array | undefined = undefined
+  /** The counters of the service the stream was routed to, once it was. */
+  tally: ServiceTally | undefined = undefined
   constructor(counters: Counters, peer: string) {
     this.counters = counters
     this.peer = peer
@@ -610,7 +636,10 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
   if (invalid !== undefined) return yield* Effect.die(new ServiceError({ message: invalid }))
   // The service table is replaced whole on reload, never edited in place: a stream looks its
   // service up once, in one table.
-  let table = new Map<string, Entry>(Object.entries(initial).map(([name, spec]) => [name, entryOf(spec)]))
+  const tallies = new ServiceTallies()
+  let table = new Map<string, Entry>(
+    Object.entries(initial).map(([name, spec]) => [name, entryOf(spec, tallies.configure(name, whereTo(spec)))])
+  )
   const maxSessions = options.maxSessions ?? 64
   const maxHandshakes = options.maxHandshakes ?? 1024
   const drainMillis = options.drainMillis ?? 10_000
@@ -656,6 +685,7 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
     counters.live.delete(serving)
     counters.bytesUp += serving.aToB
     counters.bytesDown += serving.bToA
+    serving.tally?.ended(Exit.isSuccess(exit), serving.aToB, serving.bToA)
     if (Exit.isSuccess(exit)) {
       endNow(stream, true)
       return Effect.void
@@ -700,11 +730,14 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
 
   // Not `Effect.exit` around the handler: it would swallow an interruption (a server shutting down
   // then left streams neither served nor reset).
-  const runHandler = (stream: MuxStream, serving: StreamServing, handler: Handler, rest: Uint8Array | undefined) =>
+  const runHandler = (stream: MuxStream, serving: StreamServing, entry: Entry, rest: Uint8Array | undefined) =>
     Effect.onExit(
       Effect.suspend(() => {
+        const handler = entry.handler
         streams++
         counters.live.add(serving)
+        serving.tally = entry.tally
+        entry.tally.started()
         if (rest === undefined || rest.length === 0) return handler(stream, serving)
         if ((handler as { [kTakesPending]?: true })[kTakesPending] === true) {
           serving.pending = rest
@@ -719,7 +752,7 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
     const serving = new StreamServing(counters, peer)
     if (streamOpen === 0) {
       const entry = table.get(DEFAULT_SERVICE)
-      if (entry !== undefined) return runHandler(stream, serving, entry.handler, undefined)
+      if (entry !== undefined) return runHandler(stream, serving, entry, undefined)
       endNow(stream, false)
       return warnUnknown(stream, serving)
     }
@@ -748,7 +781,7 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
             endNow(stream, false)
             return warnUnknown(stream, serving)
           }
-          return runHandler(stream, serving, entry.handler, rest)
+          return runHandler(stream, serving, entry, rest)
         }
       })
     )
@@ -926,7 +959,12 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
         dialFailures: counters.dialFailures,
         dialTimeouts: counters.dialTimeouts,
         unknownService,
-        openViolations
+        openViolations,
+        services: tallies.stats((add) => {
+          for (const serving of counters.live) {
+            if (serving.tally !== undefined) add(serving.tally, serving.aToB, serving.bToA)
+          }
+        })
       }
     },
     sessions: () => Array.from(sessions),
@@ -949,10 +987,12 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
           else if (sameTarget(old.spec, spec)) unchanged.push(name)
           else changed.push(name)
           // An unchanged service keeps its entry (and its handler) as it was.
-          next.set(name, old !== undefined && sameTarget(old.spec, spec) ? old : entryOf(spec))
+          next.set(name, old !== undefined && sameTarget(old.spec, spec) ? old : entryOf(spec, tallies.of(name)))
         }
         const removed = Array.from(table.keys()).filter((name) => !next.has(name))
         table = next
+        for (const [name, entry] of next) tallies.configure(name, whereTo(entry.spec))
+        for (const name of removed) tallies.remove(name)
         const summary: ReloadSummary = { added, removed, changed, unchanged }
         return Effect.as(
           Effect.logInfo(

@@ -7,7 +7,7 @@ import * as Observed from "../../src/observability/Observed.ts"
 import * as Proxy from "../../src/proxy/Proxy.ts"
 import * as Server from "../../src/server/Server.ts"
 import * as Tcp from "../../src/transport/Tcp.ts"
-import { isolated, loopback, pair, raw, relay, request, until } from "./helpers.ts"
+import { cuttable, isolated, loopback, pair, raw, relay, request, until } from "./helpers.ts"
 
 const TOKEN = "admin-token-4f1c9a7e2b"
 
@@ -66,7 +66,17 @@ describe("admin endpoint", () => {
           assert.strictEqual(proxyStatus.links[0]!.peer, Tcp.formatAddress(server.address))
           assert.strictEqual(proxyStatus.links[0]!.streams, 0)
           assert.deepStrictEqual(proxyStatus.services, [
-            { name: "default", address: Tcp.formatAddress(proxy.address), streams: 0, bytesUp: 3000, bytesDown: 3000 }
+            {
+              name: "default",
+              address: Tcp.formatAddress(proxy.address),
+              active: true,
+              streams: 0,
+              opened: 3,
+              closed: 3,
+              reset: 0,
+              bytesUp: 3000,
+              bytesDown: 3000
+            }
           ])
           assert.strictEqual(proxyStatus.limits.maxClients, 10_000)
           assert.strictEqual(proxyStatus.limits.maxStreams, 65_536)
@@ -78,7 +88,17 @@ describe("admin endpoint", () => {
           assert.strictEqual(serverStatus.upstream, null)
           assert.strictEqual(serverStatus.links.length, 1)
           assert.deepStrictEqual(serverStatus.services, [
-            { name: "default", address: "echo", streams: 0, bytesUp: 3000, bytesDown: 3000 }
+            {
+              name: "default",
+              address: "echo",
+              active: true,
+              streams: 0,
+              opened: 3,
+              closed: 3,
+              reset: 0,
+              bytesUp: 3000,
+              bytesDown: 3000
+            }
           ])
           assert.strictEqual(serverStatus.limits.maxSessions, 64)
 
@@ -286,6 +306,53 @@ describe("admin endpoint", () => {
             ready: false,
             reason: "1 of 1 links in use (--max-sessions)"
           })
+        })
+      ),
+    30_000
+  )
+
+  it.live(
+    "a server that dials its proxy (connect) is ready only while its link is up",
+    () =>
+      isolated(
+        Effect.gen(function* () {
+          const proxy = yield* Proxy.make({ listen: loopback, linkListen: { listen: loopback } })
+          // The path to the proxy starts cut: the server dials and fails until it is restored.
+          const path = yield* cuttable(proxy.linkAddress!, true)
+          const server = yield* Server.make({
+            connect: { address: path.address, retry: { initialMillis: 20, maxMillis: 100 } }
+          })
+          const admin = yield* Admin.make(Observed.fromServer(server), { listen: loopback, pingMillis: 0 })
+          const ready = (status: number) =>
+            until(
+              Effect.map(request(admin.address, "/ready"), (reply) => reply.status === status),
+              5_000
+            )
+
+          const before = yield* request(admin.address, "/ready")
+          assert.strictEqual(before.status, 503)
+          assert.include(
+            (JSON.parse(before.body) as { reason: string }).reason,
+            `no link to ${Tcp.formatAddress(path.address)}`
+          )
+
+          path.restore()
+          assert.isTrue(yield* ready(200), "ready once its link is up")
+          const status = yield* Status.decode((yield* request(admin.address, "/status")).body)
+          assert.strictEqual(status.listen, "none")
+          assert.strictEqual(status.upstream, Tcp.formatAddress(path.address))
+          assert.strictEqual(status.links.length, 1)
+          assert.include(Status.render(status), `dials ${Tcp.formatAddress(path.address)}`)
+          // The link carries streams: a client of the proxy gets the server's echo.
+          const echoed = yield* echoes(proxy.address, 1, 5000)
+          assert.deepStrictEqual(echoed, [5000])
+
+          path.cut()
+          assert.isTrue(yield* ready(503), "not ready once its link is gone")
+          const down = yield* request(admin.address, "/ready")
+          assert.strictEqual((JSON.parse(down.body) as { ready: boolean }).ready, false)
+          path.restore()
+          assert.isTrue(yield* ready(200), "ready again after the redial")
         })
       ),
     30_000

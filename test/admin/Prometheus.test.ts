@@ -4,14 +4,13 @@
  * free loopback port with a temporary config and storage, scraping every second with the admin
  * token, killed at the end) scrapes both and answers queries with the expected non-zero series.
  */
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { type CliProcess, freePort, roundTrip, spawnCli, spawnProcess } from "../e2e/helpers.ts"
-import { request, until } from "./helpers.ts"
+import { promtool, request, until } from "./helpers.ts"
 
 const ADMIN_TOKEN = "prometheus-scrape-token-5e8a"
 const ADMIN_LINE = /admin: listening on http:\/\/127\.0\.0\.1:(\d+)/
@@ -49,22 +48,6 @@ const plaitPair = Effect.gen(function* () {
   }
   return { serverAdmin, proxyAdmin }
 })
-
-/** `promtool check metrics` on `exposition`: its exit code and output. */
-const promtool = (exposition: string) =>
-  Effect.callback<{ readonly code: number | null; readonly output: string }>((resume) => {
-    const child = spawn("promtool", ["check", "metrics"], { stdio: ["pipe", "pipe", "pipe"] })
-    let output = ""
-    child.stdout.on("data", (chunk) => (output += chunk))
-    child.stderr.on("data", (chunk) => (output += chunk))
-    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000)
-    child.on("close", (code) => {
-      clearTimeout(timer)
-      resume(Effect.succeed({ code, output }))
-    })
-    child.stdin.end(exposition)
-    return Effect.sync(() => child.kill("SIGKILL"))
-  })
 
 const auth = { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }
 

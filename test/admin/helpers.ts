@@ -1,8 +1,10 @@
 /**
  * Helpers of the admin endpoint tests: a proxy and a server with admin endpoints on loopback port 0,
- * HTTP requests with a deadline, raw requests over a socket (for malformed and slow ones), and a
- * TCP relay that can silently drop a link (no FIN, no RST), as a dead network path does.
+ * HTTP requests with a deadline, raw requests over a socket (for malformed and slow ones), a
+ * TCP relay that can silently drop a link (no FIN, no RST), as a dead network path does, and
+ * `promtool check metrics` as a process.
  */
+import { spawn } from "node:child_process"
 import * as net from "node:net"
 import { Data, Effect, Layer, Metric, type Redacted, type Scope } from "effect"
 import * as Admin from "../../src/admin/Admin.ts"
@@ -177,3 +179,74 @@ export const relay = (target: TcpAddress): Effect.Effect<Relay, never, Scope.Sco
         server.close()
       })
   ).pipe(Effect.map(({ relay }) => relay))
+
+/** `promtool check metrics` (Debian's Prometheus tools) on `exposition`: its exit code and output; killed after 10 s. */
+export const promtool = (exposition: string) =>
+  Effect.callback<{ readonly code: number | null; readonly output: string }>((resume) => {
+    const child = spawn("promtool", ["check", "metrics"], { stdio: ["pipe", "pipe", "pipe"] })
+    let output = ""
+    child.stdout.on("data", (chunk) => (output += chunk))
+    child.stderr.on("data", (chunk) => (output += chunk))
+    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000)
+    child.on("close", (code) => {
+      clearTimeout(timer)
+      resume(Effect.succeed({ code, output }))
+    })
+    child.stdin.end(exposition)
+    return Effect.sync(() => child.kill("SIGKILL"))
+  })
+
+/** A TCP relay to `target` that can be cut (its connections destroyed, new ones refused) and restored. */
+export interface Cuttable {
+  readonly address: TcpAddress
+  /** Destroys every relayed connection and refuses new ones until {@link restore}. */
+  readonly cut: () => void
+  readonly restore: () => void
+}
+
+export const cuttable = (target: TcpAddress, down = false): Effect.Effect<Cuttable, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.callback<{ readonly path: Cuttable; readonly server: net.Server; readonly sockets: Set<net.Socket> }>(
+      (resume) => {
+        const sockets = new Set<net.Socket>()
+        let refusing = down
+        const server = net.createServer((client) => {
+          if (refusing) {
+            client.destroy()
+            return
+          }
+          const upstream = net.connect(target.port, target.host)
+          for (const socket of [client, upstream]) {
+            sockets.add(socket)
+            socket.on("error", () => {})
+            socket.on("close", () => {
+              sockets.delete(socket)
+              client.destroy()
+              upstream.destroy()
+            })
+          }
+          client.pipe(upstream)
+          upstream.pipe(client)
+        })
+        server.listen(0, "127.0.0.1", () => {
+          const port = (server.address() as net.AddressInfo).port
+          const path: Cuttable = {
+            address: { host: "127.0.0.1", port },
+            cut: () => {
+              refusing = true
+              for (const socket of sockets) socket.destroy()
+            },
+            restore: () => {
+              refusing = false
+            }
+          }
+          resume(Effect.succeed({ path, server, sockets }))
+        })
+      }
+    ),
+    ({ server, sockets }) =>
+      Effect.sync(() => {
+        for (const socket of sockets) socket.destroy()
+        server.close()
+      })
+  ).pipe(Effect.map(({ path }) => path))

@@ -5,7 +5,7 @@
  * the command's `reload`, or logged as applying at the next start; the reload path also on Bun and
  * Deno). Every process is killed when its test ends; every wait has a deadline.
  */
-import { execFile } from "node:child_process"
+import { execFile, spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
@@ -24,6 +24,7 @@ import {
   spawnProcess,
   startProxy
 } from "../e2e/helpers.ts"
+import { connectRaw, HardeningError } from "../hardening/harness.ts"
 
 const node = path.join(root, "node_modules/.bin/node")
 const bin = path.join(root, "src/cli/bin.ts")
@@ -58,6 +59,37 @@ const plait = (args: ReadonlyArray<string>, env: Record<string, string> = {}): E
     )
     return Effect.sync(() => child.kill("SIGKILL"))
   })
+
+/**
+ * A loopback port that never answers (as in test/hardening/DialTimeout.test.ts): a child process
+ * listens with a backlog of 1 and blocks its event loop; two connections fill the kernel's queue,
+ * after which every SYN is dropped. The child is killed and the fillers closed with the scope.
+ */
+const blackHole = Effect.gen(function* () {
+  const child = yield* Effect.acquireRelease(
+    Effect.sync(() =>
+      spawn(
+        process.execPath,
+        [
+          "-e",
+          `const s = require("node:net").createServer()
+s.listen({ host: "127.0.0.1", port: 0, backlog: 1 }, () => {
+  process.stdout.write(String(s.address().port) + "\\n")
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)
+})`
+        ],
+        { stdio: ["ignore", "pipe", "inherit"] }
+      )
+    ),
+    (child) => Effect.sync(() => child.kill("SIGKILL"))
+  )
+  const port = yield* Effect.callback<number, HardeningError>((resume) => {
+    child.stdout.once("data", (chunk: Buffer) => resume(Effect.succeed(Number(String(chunk).trim()))))
+    child.once("exit", (code) => resume(Effect.fail(new HardeningError({ message: `black hole exited (${code})` }))))
+  }).pipe(Effect.timeout(5_000), Effect.orDie)
+  for (let i = 0; i < 2; i++) yield* connectRaw(port, (message) => new HardeningError({ message })).pipe(Effect.orDie)
+  return port
+})
 
 const dir = mkdtempSync(path.join(tmpdir(), "plait-cli-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -174,6 +206,33 @@ describe("plait binary", () => {
           server.lines().find((line) => line.includes("max-sessions: none")),
           "the file's text is never logged"
         )
+      }),
+    60_000
+  )
+
+  it.live(
+    "SIGHUP: --dial-timeout is applied live, and the log says so: the next stream to a black-holed target is reset at the new timeout",
+    () =>
+      Effect.gen(function* () {
+        const hole = yield* blackHole
+        const config = file("dial.yaml", `listen: 127.0.0.1:0\ntarget: 127.0.0.1:${hole}\ndial-timeout: 60s\n`)
+        const server = yield* spawnProcess("server", node, [bin, "server", "--config", config])
+        const port = yield* listeningPort(server, "20 seconds")
+
+        writeFileSync(config, `listen: 127.0.0.1:0\ntarget: 127.0.0.1:${hole}\ndial-timeout: 400ms\n`)
+        yield* server.signal("SIGHUP")
+        // The default service's entry is replaced with the new timeout; nothing waits for a restart.
+        yield* server.waitForLine(/server: services reloaded: 0 added, 0 removed, 1 changed, 0 unchanged/)
+        yield* server.waitForLine(/INFO {2}server: SIGHUP: reloaded .*dial\.yaml; changed: dial-timeout$/)
+        assert.isUndefined(
+          server.lines().find((line) => line.includes("next start")),
+          server.output()
+        )
+
+        const proxy = yield* startProxy("node", port)
+        const result = yield* roundTrip(proxy.port, payload(1000, 3))
+        assert.strictEqual(result.end, "error", "the client is reset, not left waiting for the old 60 s")
+        yield* server.waitForLine(/backend dial failed: cannot connect to 127\.0\.0\.1:\d+: no answer within 400 ms/)
       }),
     60_000
   )

@@ -1,7 +1,8 @@
 /**
  * The dashboard page served at `/`: one self-contained HTML document — styles, the inlined uPlot
  * library and a small script — that polls `dashboard.json` once a second and draws link state,
- * streams and throughput per service over the last minutes, recent events and limits.
+ * streams and throughput per service over the last minutes (one line per service, added and
+ * dropped as the services change), recent events and limits.
  *
  * Invariants: the page loads nothing from anywhere but the admin endpoint itself (no CDN, no web
  * font, not even a favicon request), so it works on an isolated host and under a strict CSP.
@@ -108,8 +109,8 @@ const SCRIPT = `
   function render(data) {
     var st = data.status;
     $("role").textContent = "plait " + st.role;
-    $("identity").textContent = st.version + " on " + st.runtime + " · pid " + st.pid + " · " + st.listen +
-      (st.upstream ? " → " + st.upstream : "") + " · up " + age(st.uptimeSeconds) + " · RSS " + bytes(st.process.rssBytes) +
+    $("identity").textContent = st.version + " on " + st.runtime + " · pid " + st.pid + " · " +
+      (st.upstream ? (st.listen === "none" ? "dials " : st.listen + " → ") + st.upstream : st.listen) + " · up " + age(st.uptimeSeconds) + " · RSS " + bytes(st.process.rssBytes) +
       " · event-loop delay " + (st.process.eventLoopDelaySeconds * 1000).toFixed(1) + " ms";
     var ready = $("ready");
     ready.textContent = st.ready ? "ready" : "not ready";
@@ -128,7 +129,8 @@ const SCRIPT = `
     var total = 0;
     st.services.forEach(function (s) {
       total += s.streams;
-      row(services, [s.name, s.address, String(s.streams), bytes(s.bytesUp), bytes(s.bytesDown)], [2, 3, 4]);
+      row(services, [s.active ? s.name : s.name + " (removed)", s.address, String(s.streams), String(s.opened),
+        String(s.reset), bytes(s.bytesUp), bytes(s.bytesDown)], [2, 3, 4, 5, 6]);
     });
     $("streams-now").textContent = String(total);
     var limits = $("limits");
@@ -198,7 +200,7 @@ export const page = (): string => `<!doctype html>
   </section>
   <section>
     <h2>services · <span id="streams-now">0</span> streams open</h2>
-    <table><thead><tr><th>name</th><th>address</th><th class="n">streams</th><th class="n">up</th><th class="n">down</th></tr></thead>
+    <table><thead><tr><th>name</th><th>address</th><th class="n">streams</th><th class="n">opened</th><th class="n">reset</th><th class="n">up</th><th class="n">down</th></tr></thead>
     <tbody id="services"></tbody></table>
   </section>
 </div>

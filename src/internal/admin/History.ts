@@ -10,7 +10,13 @@
  */
 import type { PlaitEvent } from "../../observability/Events.ts"
 import { describe } from "../../observability/Metrics.ts"
-import type { Observed } from "../../observability/Observed.ts"
+import type { Observed, ServiceFacts } from "../../observability/Observed.ts"
+
+/**
+ * Whether `/status` and the dashboard list a service: while it is configured, and after a reload
+ * removed it only until its last stream has ended (its metrics series stay until restart).
+ */
+export const listed = (service: ServiceFacts): boolean => service.active || service.streams > 0
 
 /** Events kept for the dashboard. */
 export const RECENT_EVENTS = 100
@@ -55,6 +61,7 @@ export class History {
     const last = this.last
     const seconds = last === undefined ? 0 : (t - last.t) / 1000
     for (const service of observed.services()) {
+      if (!listed(service)) continue
       streams[service.name] = service.streams
       nowUp.set(service.name, service.bytesUp)
       nowDown.set(service.name, service.bytesDown)
