@@ -20,7 +20,9 @@
  *   credit beyond 2^32-1 are protocol errors: GO_AWAY(1), then the session closes.
  * - When the session dies, every stream and every waiter fails with the same typed {@link MuxError};
  *   nothing waits forever. Graceful close sends GO_AWAY(0) and drains under a deadline; `retire`
- *   (a server's shutdown) also accepts the SYNs that crossed its GO_AWAY, fenced by a PING behind it.
+ *   (a server's shutdown) also accepts the SYNs that crossed its GO_AWAY, fenced by a PING behind it,
+ *   until the session is closed: `close` accepts nothing more (backlog reset, fence shut), so its
+ *   drain waits only for streams someone serves and ends as soon as none is left.
  * - Time is read only through Effect's Clock, so tests drive keepalive and timeouts with TestClock.
  *
  * @since 0.1.0
@@ -171,7 +173,10 @@ export interface Session {
    * RST. Existing streams carry on. `accept` fails once that window has closed and the backlog is empty.
    */
   readonly retire: Effect.Effect<void>
-  /** GO_AWAY(0), drain open streams up to the drain timeout, then close the link. */
+  /**
+   * GO_AWAY(0) (unless sent already), drain open streams up to the drain timeout, then close the
+   * link. Streams still waiting to be accepted are reset, also after a `retire`: nobody accepts them now.
+   */
   readonly close: Effect.Effect<void>
   /** Ends the session at once: streams fail, the link is reset. */
   readonly abort: Effect.Effect<void>
@@ -578,11 +583,20 @@ class SessionCore implements StreamHost {
     if (this.goAwaySent || this.fault !== undefined) return
     this.goAwaySent = true
     this.control(FrameType.GoAway, 0, 0, GoAwayCode.Normal)
-    // Streams still waiting in the backlog will never be accepted now.
+    this.stopAccepting()
+    this.openSignal.notify()
+  }
+
+  /**
+   * No stream will be accepted any more: the backlog is reset and later SYNs are refused (the fence
+   * of a `retire`, if open, is closed). Nobody accepts them now; left in the registry they would hold
+   * a drain until its deadline (a retired server's close waited the whole drain timeout for them).
+   */
+  stopAccepting(): void {
+    this.fence = undefined
     // Emptied first: each reset releases its stream, which would edit the queue mid-iteration.
     for (const s of this.acceptQueue.splice(0)) s.resetNow(false)
     this.acceptSignal.notify()
-    this.openSignal.notify()
   }
 
   /** GO_AWAY(0) and the fence PING behind it (see {@link Session.retire}); the backlog stays. */
@@ -866,6 +880,9 @@ export const make = Effect.fnUntraced(function* (
   const close: Effect.Effect<void> = Effect.gen(function* () {
     if (core.fault === undefined) {
       core.sendGoAway()
+      // After a `retire` the GO_AWAY went out already, but its fence and backlog still wait for an
+      // acceptor: a session being closed has none, so they end now rather than at the drain deadline.
+      core.stopAccepting()
       yield* awaitDrained.pipe(Effect.timeoutOption(config.drainTimeoutMillis))
       core.die(muxError(new SessionClosed({ message: "the session was closed" })), undefined, true)
     }

@@ -1,7 +1,8 @@
 /**
  * The dashboard in a real browser: Debian's Chromium, headless, driven by playwright-core. The page
- * must render, show the link as up and follow the stream count while the test holds streams open,
- * without a single console error (a CSP violation, a failed request or a script error all are).
+ * must render, show the link as up and follow the stream count while the test holds streams open
+ * on two services (each its own row and its own lines in the charts), without a single console
+ * error (a CSP violation, a failed request or a script error all are).
  * Takes a screenshot; with `UPDATE_SCREENSHOT=1` it becomes the one the README shows
  * (docs/dashboard.png), otherwise it goes to the temporary directory (a normal run leaves the
  * tree clean).
@@ -93,11 +94,12 @@ const waitForText = (
 
 describe("dashboard in Chromium", () => {
   it.live(
-    "renders, shows the link up, follows the stream count while traffic runs, without console errors",
+    "renders, shows the link up, follows the stream count of two services while traffic runs, without console errors",
     () =>
       isolated(
         Effect.gen(function* () {
-          const { proxy, proxyAdmin } = yield* pair({ token: Redacted.make(TOKEN) })
+          const { proxy, proxyAdmin } = yield* pair({ token: Redacted.make(TOKEN), services: ["web"] })
+          const web = proxy.addresses().web!
           const base = `http://127.0.0.1:${proxyAdmin.address.port}`
           const { page, errors, requests } = yield* openPage(`${base}/`)
 
@@ -106,11 +108,12 @@ describe("dashboard in Chromium", () => {
           assert.strictEqual(yield* waitForText(page, "#streams-now", "0"), "0")
           assert.include(yield* waitForText(page, "#role", { includes: "plait proxy" }), "plait proxy")
 
-          // Hold 5 streams open (clients that have not half-closed), with traffic on them.
+          // Hold 5 streams open (clients that have not half-closed), with traffic on them: 3 on the
+          // default service, 2 on web.
           const held = yield* Effect.forkChild(
             Effect.scoped(
               Effect.gen(function* () {
-                const clients = yield* Effect.forEach(Array.from({ length: 5 }), () => Tcp.connect(proxy.address))
+                const clients = yield* Effect.forEach([0, 1, 2, 3, 4], (i) => Tcp.connect(i < 3 ? proxy.address : web))
                 for (let round = 0; round < 50; round++) {
                   for (const client of clients) {
                     yield* client.write([new Uint8Array(16 * 1024).fill(round)])
@@ -124,6 +127,11 @@ describe("dashboard in Chromium", () => {
             )
           )
           assert.strictEqual(yield* waitForText(page, "#streams-now", "5"), "5")
+          // A row per service with its own count, and a line per service and direction in the throughput chart.
+          assert.include(yield* waitForText(page, "#services", { includes: "web" }), "default")
+          const legend = yield* waitForText(page, "#bytes-chart", { includes: "web down" })
+          for (const label of ["default up", "default down", "web up"]) assert.include(legend, label)
+          assert.include(yield* waitForText(page, "#streams-chart", { includes: "web" }), "default")
           // The chart has drawn: uPlot renders into a canvas per chart.
           const canvases = yield* Effect.promise(() => page.locator("canvas").count())
           assert.isAtLeast(canvases, 2)

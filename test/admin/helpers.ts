@@ -85,13 +85,21 @@ export const pair = (
     readonly session?: Partial<SessionConfig>
     readonly upstream?: TcpAddress
     readonly admin?: Partial<Admin.AdminOptions>
+    /** Named services beside the default one: echoed by the server, each on a loopback port of the proxy. */
+    readonly services?: ReadonlyArray<string>
   } = {}
 ): Effect.Effect<Pair, unknown, Scope.Scope | Events.Events> =>
   Effect.gen(function* () {
-    const server = yield* Server.make({ listen: loopback, ...(options.session ? { session: options.session } : {}) })
+    const names = options.services ?? []
+    const server = yield* Server.make({
+      listen: loopback,
+      services: Object.fromEntries(names.map((name) => [name, Server.echo])),
+      ...(options.session ? { session: options.session } : {})
+    })
     const proxy = yield* Proxy.make({
       listen: loopback,
       upstream: options.upstream ?? server.address,
+      services: Object.fromEntries(names.map((name) => [name, loopback])),
       ...(options.session ? { session: options.session } : {}),
       retry: { initialMillis: 20, maxMillis: 200 }
     })
