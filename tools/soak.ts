@@ -28,7 +28,8 @@
  * sessions of both processes, their descriptors; RSS: final ≤ 1.10 × the first minute's.
  *
  * Options: `--minutes N` (default 10; fractions allowed), `--cut-every DURATION` (`30s`, `2m`),
- * `--quiet` (no per-worker error lines). Everything started is killed on exit, whatever happens.
+ * `--proxy-runtime`/`--server-runtime` (default `bun`/`deno`: another pairing, to tell a runtime's
+ * growth from plait's), `--quiet` (no per-worker error lines). Everything started is killed on exit, whatever happens.
  *
  * @since 0.1.0
  */
@@ -48,7 +49,8 @@ const MiB = 1024 * KiB
 // ---------------------------------------------------------------------------------------------
 // Options
 
-const usage = "usage: npm run soak -- [--minutes N] [--cut-every DURATION] [--quiet]"
+const usage =
+  "usage: npm run soak -- [--minutes N] [--cut-every DURATION] [--proxy-runtime bun|node|deno] [--server-runtime deno|node|bun] [--quiet]"
 
 const fail = (message: string): never => {
   console.error(`soak: ${message}\n${usage}`)
@@ -71,7 +73,12 @@ const option = (name: string): string | undefined => {
   return value
 }
 for (const arg of args) {
-  if (arg.startsWith("--") && !["--minutes", "--cut-every", "--quiet"].includes(arg)) fail(`unknown option ${arg}`)
+  if (
+    arg.startsWith("--") &&
+    !["--minutes", "--cut-every", "--quiet", "--proxy-runtime", "--server-runtime"].includes(arg)
+  ) {
+    fail(`unknown option ${arg}`)
+  }
 }
 const minutes = Number(option("--minutes") ?? "10")
 if (!Number.isFinite(minutes) || minutes <= 0 || minutes > 24 * 60) fail("--minutes must be a number above 0")
@@ -79,6 +86,22 @@ const runMillis = Math.round(minutes * 60_000)
 const cutEvery =
   option("--cut-every") === undefined ? Math.min(120_000, runMillis / 2) : parseDuration(option("--cut-every")!)
 const quiet = args.includes("--quiet")
+type Runtime = "node" | "bun" | "deno"
+const runtimeOption = (name: string, fallback: Runtime): Runtime => {
+  const value = option(name) ?? fallback
+  if (value !== "node" && value !== "bun" && value !== "deno") return fail(`${name} must be node, bun or deno`)
+  return value
+}
+const proxyRuntime = runtimeOption("--proxy-runtime", "bun")
+const serverRuntime = runtimeOption("--server-runtime", "deno")
+
+/** How the README starts a command on each runtime: `npm run`'s script, `bun run`, `deno task`. */
+const launch = (runtime: Runtime, role: "proxy" | "server"): [string, Array<string>] =>
+  runtime === "node"
+    ? [path.join(BIN, "node"), ["--max-semi-space-size=8", path.join(ROOT, "src/cli/bin.ts"), role]]
+    : runtime === "bun"
+      ? [path.join(BIN, "bun"), ["run", role]]
+      : [path.join(BIN, "deno"), ["task", role]]
 
 // ---------------------------------------------------------------------------------------------
 // Child processes
@@ -258,7 +281,7 @@ const row = (label: string, proxy: Sample, server: Sample, extra: string): strin
   ].join(" | ")
 
 const header =
-  `${"minute".padEnd(9)} | ${"proxy (bun): RSS MiB, heap MiB, fds, streams, links".padEnd(34)} | ${"server (deno): same".padEnd(34)} | load since the last row\n` +
+  `${"minute".padEnd(9)} | ${`proxy (${proxyRuntime}): RSS MiB, heap MiB, fds, streams, links`.padEnd(34)} | ${`server (${serverRuntime}): same`.padEnd(34)} | load since the last row\n` +
   `${"".padEnd(9)} | ${"    RSS   heap  fds  strms lnk"} | ${"    RSS   heap  fds  strms lnk"} |`
 
 // ---------------------------------------------------------------------------------------------
@@ -580,7 +603,7 @@ const settle = async (proxy: Proc, proxyAdmin: number, server: Proc, serverAdmin
 
 const main = async () => {
   console.log(
-    `soak: ${minutes} minute(s), link cut every ${(cutEvery / 1000).toFixed(0)} s; proxy on Bun, server on Deno, relay and echo on Node`
+    `soak: ${minutes} minute(s), link cut every ${(cutEvery / 1000).toFixed(0)} s; proxy on ${proxyRuntime}, server on ${serverRuntime}, relay and echo on node`
   )
   const echo = start("echo", path.join(BIN, "node"), [
     path.join(ROOT, "bench/procs/echo.ts"),
@@ -588,9 +611,9 @@ const main = async () => {
     "127.0.0.1:0"
   ])
   const echoPort = Number((await waitFor(echo, /echo listening on [\d.]+:(\d+)/))[1])
-  const server = start("server", path.join(BIN, "deno"), [
-    "task",
-    "server",
+  const [serverCommand, serverArgs] = launch(serverRuntime, "server")
+  const server = start("server", serverCommand, [
+    ...serverArgs,
     "--listen",
     "127.0.0.1:0",
     "--target",
@@ -609,9 +632,9 @@ const main = async () => {
   ]
   let relay = start("relay", path.join(BIN, "node"), relayArgs(0))
   const relayPort = Number((await waitFor(relay, /relay listening on [\d.]+:(\d+)/))[1])
-  const proxy = start("proxy", path.join(BIN, "bun"), [
-    "run",
-    "proxy",
+  const [proxyCommand, proxyArgs] = launch(proxyRuntime, "proxy")
+  const proxy = start("proxy", proxyCommand, [
+    ...proxyArgs,
     "--listen",
     "127.0.0.1:0",
     "--upstream",
@@ -621,8 +644,8 @@ const main = async () => {
   ])
   const proxyPort = Number((await waitFor(proxy, /proxy: listening on [\d.]+:(\d+)/))[1])
   const proxyAdmin = Number((await waitFor(proxy, /admin: listening on http:\/\/[\d.]+:(\d+)/))[1])
-  await waitFor(proxy, /starting on bun/)
-  await waitFor(server, /starting on deno/)
+  await waitFor(proxy, new RegExp(`starting on ${proxyRuntime}`))
+  await waitFor(server, new RegExp(`starting on ${serverRuntime}`))
 
   const cut = async () => {
     lastCut = Date.now()

@@ -7,6 +7,9 @@
  *
  * @since 0.1.0
  */
+// First: on Deno, keeps Effect from chaining an async context per fiber suspension (a leak there).
+import { restore } from "./DenoAsyncContext.ts"
 import { run } from "./Main.ts"
 
+restore()
 run(() => import("./Commands.ts").then((module) => module.commands))
