@@ -12,7 +12,8 @@
  * - Streams are routed by service. Every link is negotiated after its handshake, inside the session's
  *   transport (`Negotiation.acceptInline`: the session and its slot exist at once, whatever the
  *   peer sends first); when the peer agreed on open messages, each stream's first bytes name its service
- *   and client, read within `openMessageTimeoutMillis` before the handler runs. A malformed,
+ *   and client, read within `openMessageTimeoutMillis` (of the session reading the link: time it
+ *   spends paused on `maxSessionBuffer` does not count) before the handler runs. A malformed,
  *   oversized, truncated or late open message is a protocol violation: GO_AWAY(1) for that link
  *   only. A stream for a service this server does not have is reset, logged with the name and
  *   counted; the link lives on. Streams of a plain yamux peer go to the default service.
@@ -757,12 +758,25 @@ export const make = Effect.fnUntraced(function* (options: ServerOptions = {}) {
       return warnUnknown(stream, serving)
     }
     // The open message's deadline is one entry of the server's shared sweeper (no timer fiber per
-    // stream): when it expires the stream is reset, and the failed read is reported as late.
+    // stream): when it expires the stream is reset, and the failed read is reported as late. Like
+    // the session's partial-frame deadline it runs only while the session reads the link: paused on
+    // maxSessionBuffer (other streams' unread bytes), the session cannot have received the message,
+    // so the deadline is re-armed to run from when reading resumed, never counted while paused.
+    const acceptedAt = serving.now()
     let expired = false
-    const cancel = serving.after(openTimeoutMillis, () => {
+    let cancel: () => void
+    const due = (): void => {
+      const now = serving.now()
+      const since = session.readingSince()
+      const left = (since < 0 ? now : Math.max(acceptedAt, since)) + openTimeoutMillis - now
+      if (left > 0) {
+        cancel = serving.after(left, due)
+        return
+      }
       expired = true
       endNow(stream, false)
-    })
+    }
+    cancel = serving.after(openTimeoutMillis, due)
     const deadline = { millis: openTimeoutMillis, expired: () => expired }
     return OpenMessage.read(stream, { timeoutMillis: 0, deadline }).pipe(
       Effect.matchEffect({

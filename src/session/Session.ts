@@ -191,6 +191,13 @@ export interface Session {
   readonly isClosed: () => boolean
   /** Whether new streams can be opened (not closed, no GO_AWAY either way). */
   readonly isOpen: () => boolean
+  /**
+   * Since when (Clock milliseconds) the session has been reading the link without a pause, or -1
+   * while its reads are paused on `maxSessionBuffer`. A deadline on what the peer sends (a stream's
+   * open message, above the session) runs from here, as the partial-frame deadline does: time the
+   * session spends not reading never counts against the peer.
+   */
+  readonly readingSince: () => number
   /** Current counters. */
   readonly stats: () => SessionStats
   /** The validated configuration. */
@@ -266,6 +273,8 @@ class SessionCore implements StreamHost {
   dropping = false
   /** The read loop waits on the read gate (the session's own backpressure). */
   readsPaused = false
+  /** When the read loop last started or resumed reading (ms), -1 while it is paused. */
+  readingSince: number
   goAwaySent = false
   /**
    * While defined, the opaque of the PING `retire` sent right behind its GO_AWAY(0): SYNs arriving
@@ -290,6 +299,7 @@ class SessionCore implements StreamHost {
     this.decoder = new Decoder({ validate: (h) => this.validate(h), fragments: true })
     this.lastReceived = clock.currentTimeMillisUnsafe()
     this.lastSweep = this.lastReceived
+    this.readingSince = this.lastReceived
     this.pingBudget = new RateBudget(config.maxPingsPerSecond)
     this.refusedSynBudget = new RateBudget(config.maxRefusedSynsPerSecond)
     this.resetBudget = new RateBudget(config.maxResetsPerSecond)
@@ -426,9 +436,11 @@ class SessionCore implements StreamHost {
 
   /** The read loop stops (`true`) or resumes reading: a partial frame's deadline waits meanwhile. */
   pauseReads(paused: boolean): void {
+    const now = this.clock.currentTimeMillisUnsafe()
     this.readsPaused = paused
+    this.readingSince = paused ? -1 : now
     this.partialExpired = -1
-    this.partialSince = paused || this.decoder.partial === undefined ? -1 : this.clock.currentTimeMillisUnsafe()
+    this.partialSince = paused || this.decoder.partial === undefined ? -1 : now
   }
 
   route(frame: Frame): MuxError | undefined {
@@ -916,6 +928,7 @@ export const make = Effect.fnUntraced(function* (
     await: Deferred.await(core.done),
     isClosed: () => core.fault !== undefined,
     isOpen: () => core.fault === undefined && !core.goAwayReceived && !core.goAwaySent,
+    readingSince: () => core.readingSince,
     stats: () => ({
       limits: { ...core.limits },
       streams: core.streams.size,
