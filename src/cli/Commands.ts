@@ -228,6 +228,23 @@ export const proxy: Command<ProxyConfig> = {
             `proxy: listening on ${formatAddress(config.listen)}, beyond loopback: anyone who can reach it can use the tunnel`
           )
         }
+        if (config.proxyProtocolFrom !== undefined && !config.acceptProxyProtocol) {
+          return yield* new OptionsError({
+            command: "proxy",
+            setting: "--proxy-protocol-from",
+            detail:
+              "--proxy-protocol-from needs --accept-proxy-protocol (it names who may send the PROXY protocol header)"
+          })
+        }
+        // A header is believed: whoever reaches such a listener can claim to be any client.
+        const open = [config.listen, ...config.services.map((service) => service.listen)].filter(
+          (address) => !isLoopback(address.host)
+        )
+        if (config.acceptProxyProtocol && config.proxyProtocolFrom === undefined && open.length > 0) {
+          yield* Effect.logWarning(
+            `proxy: accepting PROXY protocol headers from any source on ${open.map(formatAddress).join(", ")}: whoever reaches it can claim any client address; make it reachable only from the load balancer, or name it with --proxy-protocol-from`
+          )
+        }
         const remote = config.upstream.filter((address) => !isLoopback(address.host))
         if (linkListen === undefined && remote.length > 0 && tls === undefined && token === undefined) {
           yield* Effect.logWarning(
@@ -243,6 +260,7 @@ export const proxy: Command<ProxyConfig> = {
           dialUpstream: (pooled) => dialTo(pooled.address, pooled.host),
           services: proxyServices(config),
           acceptProxyProtocol: config.acceptProxyProtocol,
+          ...(config.proxyProtocolFrom === undefined ? {} : { proxyProtocolFrom: config.proxyProtocolFrom }),
           ...(linkListen === undefined ? {} : { linkListen }),
           session: sessionOptions(config),
           ...resumeFlag(config, token),

@@ -37,6 +37,7 @@
  * @since 0.1.0
  */
 import { Data, type LogLevel, Result } from "effect"
+import * as Cidr from "../internal/transport/Cidr.ts"
 import { INITIAL_WINDOW, MAX_UINT32 } from "../protocol/Constants.ts"
 import * as PlaitProxy from "../proxy/Proxy.ts"
 import * as Resume from "../resume/Resume.ts"
@@ -155,6 +156,8 @@ export interface ProxyConfig extends CommonConfig {
   readonly linkListen: TcpAddress | undefined
   /** Every client starts with a PROXY protocol header (v1 or v2) from a load balancer in front. */
   readonly acceptProxyProtocol: boolean
+  /** With `acceptProxyProtocol`: the only sources (CIDR blocks, normalised) that may send the header. */
+  readonly proxyProtocolFrom: ReadonlyArray<string> | undefined
   /** Named services besides the default one on `listen` (`--service`, the file's `services`). */
   readonly services: ReadonlyArray<ProxyServiceEntry>
   readonly linkWaitMillis: number
@@ -442,6 +445,18 @@ export const addressList =
     }
     return Result.succeed(out)
   }
+
+/**
+ * `CIDR[,CIDR…]`: IP blocks (`10.0.0.0/8`, `2001:db8::/32`) or single addresses, separated by
+ * commas; the result is the normalised blocks.
+ *
+ * @since 0.2.0
+ * @category parsers
+ */
+export const cidrList = (text: string): Result.Result<ReadonlyArray<string>, string> => {
+  const parsed = Cidr.parse(text.split(","))
+  return "error" in parsed ? Result.fail(parsed.error) : Result.succeed(parsed.entries)
+}
 
 const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
 const DAY = 86_400_000
@@ -936,6 +951,15 @@ export const proxySettings: Settings<ProxyConfig> = {
     switch: true,
     file: "boolean",
     parse: boolean
+  },
+  proxyProtocolFrom: {
+    flag: "--proxy-protocol-from",
+    metavar: "CIDR[,CIDR...]",
+    doc: "with --accept-proxy-protocol: the only sources (the load balancers) that may send the header; a client connecting from elsewhere is closed before it is read, and counted",
+    default: undefined,
+    defaultDoc: "any source",
+    file: "strings",
+    parse: cidrList
   },
   ...commonSettings,
   linkWaitMillis: {

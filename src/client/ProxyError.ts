@@ -84,7 +84,8 @@ export class ServiceUnsupported extends Data.TaggedError("ServiceUnsupported")<{
 
 /**
  * The proxy expects a PROXY protocol header from each client (`acceptProxyProtocol`) and this
- * client's was malformed, missing or late.
+ * client's was malformed, missing or late, or the client is not a trusted source of headers
+ * (`proxyProtocolFrom`).
  *
  * @since 0.2.0
  * @category errors

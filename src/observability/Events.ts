@@ -87,12 +87,19 @@ export type Role = "proxy" | "server" | "client"
 
 /**
  * Why a client (at the proxy) or a link (at the server) was refused: no link within the wait bound,
- * the stream could not be opened, or a connection limit.
+ * the stream could not be opened, a connection limit, or (`untrustedSource`) a client that must send
+ * a PROXY protocol header connected from outside the trusted sources.
  *
  * @since 0.1.0
  * @category models
  */
-export type RefusalCode = "linkUnavailable" | "openFailed" | "maxClients" | "maxSessions" | "maxHandshakes"
+export type RefusalCode =
+  | "linkUnavailable"
+  | "openFailed"
+  | "maxClients"
+  | "maxSessions"
+  | "maxHandshakes"
+  | "untrustedSource"
 
 /**
  * The service of streams that name none: every stream until services are configured.

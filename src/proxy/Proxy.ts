@@ -16,7 +16,8 @@
  *   message (when the link agreed on them). With `acceptProxyProtocol`, a client's first bytes must
  *   be a PROXY protocol header (from a load balancer in front), read within a deadline; its
  *   addresses then travel instead, and a malformed or missing header closes that client only.
- *   Without it, such a header is carried as plain bytes.
+ *   With `proxyProtocolFrom`, only those sources may send one: any other client of such a listener
+ *   is reset before a byte of it is read. Without `acceptProxyProtocol`, a header is plain bytes.
  * - `reload` changes the listeners without touching unchanged ones: new services start listening
  *   (all of them or none: a bind failure changes nothing), removed ones stop accepting while their
  *   clients finish, a moved one listens on its new address before the old one closes.
@@ -38,6 +39,7 @@ import { ClientLimit, ClientProxyHeader, ProxyError } from "../client/ProxyError
 import { Histogram } from "../internal/observability/Histogram.ts"
 import { type ServiceStats, ServiceTallies, type ServiceTally } from "../internal/observability/ServiceTally.ts"
 import type { MuxStream } from "../internal/session/Stream.ts"
+import * as Cidr from "../internal/transport/Cidr.ts"
 import * as Events from "../observability/Events.ts"
 import type { SessionConfig } from "../session/Config.ts"
 import * as Endpoint from "../transport/Endpoint.ts"
@@ -93,6 +95,14 @@ export interface ProxyOptions {
   readonly acceptProxyProtocol?: boolean
   /** How long a client's PROXY protocol header may take (default 5 s). */
   readonly proxyProtocolTimeoutMillis?: number
+  /**
+   * Where a PROXY protocol header may come from (the load balancers): CIDR blocks or single
+   * addresses (`10.0.0.0/8`, `192.0.2.7`, `2001:db8::/32`). A client that must send a header and
+   * connects from anywhere else is reset before a byte of it is read, logged and counted (refusal
+   * code `untrustedSource`). Default: any source, so the listener must be reachable only from the
+   * load balancer (whoever reaches it can claim to be any client). An invalid entry fails `make`.
+   */
+  readonly proxyProtocolFrom?: ReadonlyArray<string>
   /** Accept the link from a server that dials this proxy (`plait server --connect`) instead of dialling `upstream`. */
   readonly linkListen?: LinkListener.LinkListenOptions
 }
@@ -299,10 +309,18 @@ const refusalCode = (error: ProxyError): Events.RefusalCode => {
       return "openFailed"
     case "ClientLimit":
       return "maxClients"
-    case "ServiceUnsupported":
     case "ClientProxyHeader":
+      return error.reason.cause.reason._tag === "Untrusted" ? "untrustedSource" : "openFailed"
+    case "ServiceUnsupported":
       return "openFailed"
   }
+}
+
+/** The IP of a transport's `host:port` remote address (IPv6 without brackets), or "" when it has none. */
+const hostOf = (remoteAddress: string): string => {
+  const colon = remoteAddress.lastIndexOf(":")
+  const host = colon < 0 ? remoteAddress : remoteAddress.slice(0, colon)
+  return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host
 }
 
 /**
@@ -328,6 +346,10 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
 
   const acceptProxyProtocol = options.acceptProxyProtocol ?? false
   const headerTimeoutMillis = options.proxyProtocolTimeoutMillis ?? ProxyProtocol.DEFAULT_TIMEOUT_MILLIS
+  const trusted = options.proxyProtocolFrom === undefined ? undefined : Cidr.parse(options.proxyProtocolFrom)
+  if (trusted !== undefined && "error" in trusted) {
+    return yield* new TransportError({ operation: "listen", message: `proxyProtocolFrom ${trusted.error}` })
+  }
   const initial: Record<string, Tcp.TcpAddress | ServiceListen> = {
     [OpenMessage.DEFAULT_SERVICE]: listen,
     ...options.services
@@ -418,13 +440,19 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
     })
   }
 
-  const carry = (carrying: Carrying) =>
-    carrying.listening.acceptProxyProtocol
-      ? ProxyProtocol.readHeader(carrying.client, { timeoutMillis: headerTimeoutMillis }).pipe(
-          Effect.mapError((cause) => new ProxyError({ reason: new ClientProxyHeader({ cause }) })),
-          Effect.flatMap((header) => open(carrying, header))
-        )
-      : open(carrying, undefined)
+  const carry = (carrying: Carrying) => {
+    if (!carrying.listening.acceptProxyProtocol) return open(carrying, undefined)
+    const remote = carrying.client.remoteAddress
+    if (trusted !== undefined && !trusted.has(hostOf(remote))) {
+      // Refused before reading: an untrusted peer's header would let it claim any client address.
+      const cause = new ProxyProtocol.ProxyProtocolError({ reason: new ProxyProtocol.Untrusted({ source: remote }) })
+      return Effect.fail(new ProxyError({ reason: new ClientProxyHeader({ cause }) }))
+    }
+    return ProxyProtocol.readHeader(carrying.client, { timeoutMillis: headerTimeoutMillis }).pipe(
+      Effect.mapError((cause) => new ProxyError({ reason: new ClientProxyHeader({ cause }) })),
+      Effect.flatMap((header) => open(carrying, header))
+    )
+  }
 
   const finish = (carrying: Carrying, exit: Exit.Exit<void, unknown>): Effect.Effect<void> => {
     clients--
@@ -488,7 +516,11 @@ export const make = Effect.fnUntraced(function* (options: ProxyOptions = {}) {
         Effect.flatMap(server.accept, (client) => FiberSet.run(actors, actor(client, listening)))
       )
       yield* Effect.forkIn(Effect.ignore(acceptLoop), listenerScope)
-      const pp = spec.acceptProxyProtocol ? ", PROXY protocol from clients" : ""
+      const pp = !spec.acceptProxyProtocol
+        ? ""
+        : trusted === undefined
+          ? ", PROXY protocol from clients"
+          : `, PROXY protocol from ${trusted.entries.join(",")}`
       yield* Effect.logInfo(
         name === OpenMessage.DEFAULT_SERVICE
           ? `proxy: listening on ${formatAddress(server.address)}, ${upstreamText}${pp}`

@@ -145,12 +145,25 @@ export class Closed extends Data.TaggedError("Closed")<{ readonly received: numb
 }
 
 /**
- * Why a header could not be read.
+ * The connection came from an address that may not send a header (not among the trusted sources,
+ * the load balancers): nothing of it was read.
  *
  * @since 0.2.0
  * @category errors
  */
-export type ProxyProtocolErrorReason = Malformed | Timeout | Closed
+export class Untrusted extends Data.TaggedError("Untrusted")<{ readonly source: string }> {
+  override get message(): string {
+    return `${this.source} is not a trusted source of PROXY protocol headers (see --proxy-protocol-from)`
+  }
+}
+
+/**
+ * Why a header could not be read, or was not accepted.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export type ProxyProtocolErrorReason = Malformed | Timeout | Closed | Untrusted
 
 /**
  * The error of the PROXY protocol domain. Match on `reason._tag`.

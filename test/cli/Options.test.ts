@@ -61,6 +61,7 @@ describe("parseProxyArgs", () => {
       linkListen: undefined,
       services: [],
       acceptProxyProtocol: false,
+      proxyProtocolFrom: undefined,
       keepaliveIntervalMillis: 30_000,
       keepaliveTimeoutMillis: 10_000,
       maxWindow: 4 * 1024 * 1024,
@@ -147,7 +148,9 @@ describe("parseProxyArgs", () => {
           "--tls-servername",
           "server.internal",
           "--link-listen=0.0.0.0:7101",
-          "--accept-proxy-protocol"
+          "--accept-proxy-protocol",
+          "--proxy-protocol-from",
+          "10.0.0.0/8, 192.0.2.7,2001:db8::/32"
         ],
         {}
       )
@@ -160,6 +163,7 @@ describe("parseProxyArgs", () => {
       linkListen: { host: "0.0.0.0", port: 7101 },
       services: [],
       acceptProxyProtocol: true,
+      proxyProtocolFrom: ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"],
       keepaliveIntervalMillis: 5_000,
       keepaliveTimeoutMillis: 500,
       maxWindow: 8 * 1024 * 1024,
@@ -225,6 +229,17 @@ describe("parseProxyArgs", () => {
       proxyError(["--tls", "false"]).message,
       'plait proxy: unexpected argument "false" (see --help)',
       "a switch's value goes after ="
+    )
+  })
+
+  it("refuses a --proxy-protocol-from entry that is not an IP block, naming the entry", () => {
+    assert.strictEqual(
+      proxyError(["--proxy-protocol-from", "10.0.0.0/33"]).message,
+      'plait proxy: --proxy-protocol-from prefix must be from 0 to 32 for an IPv4 block (got "10.0.0.0/33")'
+    )
+    assert.strictEqual(
+      proxyError(["--proxy-protocol-from", "10.0.0.0/8,lb.internal"]).message,
+      'plait proxy: --proxy-protocol-from must be ADDRESS/PREFIX or an IP address, e.g. 10.0.0.0/8 or 2001:db8::/32 (got "lb.internal")'
     )
   })
 
@@ -567,6 +582,7 @@ describe("flag tables", () => {
         "--link-listen",
         "--service",
         "--accept-proxy-protocol",
+        "--proxy-protocol-from",
         "--link-wait",
         "--max-clients",
         "--tls",
