@@ -33,7 +33,8 @@
  *   --reps N             repetitions (default 3)
  *   --systems a,b        subset of: direct, plait-node, plait-bun, plait-bun-deno, plait-deno, haproxy,
  *                        yamux-go, plait-node-autotune, plait-bun-autotune, plait-node-links4 (bulk64 and
- *                        rr1000 only, unless named), plait-node-admin (opt-in)
+ *                        rr1000 only, unless named), plait-node-noresume (bulk and request/response
+ *                        rows only, unless named), plait-node-admin (opt-in)
  *   --workloads a,b      subset of: bulk1, bulk64, rr1, rr100, rr1000, connrate, idle, hol, wan1, wan16
  *   --gen native|js      load generator (default native when it builds, else js)
  *   --backend native|js  backend echo server (default native when it builds, else js)
@@ -411,6 +412,19 @@ if (runtimesPresent("bun")) allSystems.push(plait("bun", "bun", "plait-bun-autot
 // where more links could pay or cost: 64 bulk streams and 1000 request/response clients.
 if (runtimesPresent("node")) {
   allSystems.push(plait("node", "node", "plait-node-links4", [], ["bulk64", "rr1000"], ["--links", "4"]))
+}
+// Issue #14: plait-node (resumption on, the default) against the same without it, on the bulk and
+// request/response rows: what the resumption layer costs, measured in the same run.
+if (runtimesPresent("node")) {
+  allSystems.push(
+    plait(
+      "node",
+      "node",
+      "plait-node-noresume",
+      ["--resume-window", "0"],
+      ["bulk1", "bulk64", "rr1", "rr100", "rr1000"]
+    )
+  )
 }
 if (runtimesPresent("node") && flag("--systems")?.split(",").includes("plait-node-admin")) {
   allSystems.push(plaitScraped(plait("node", "node", "plait-node", ["--admin", "127.0.0.1:0"])))

@@ -286,6 +286,7 @@ const makeResumable = (
   windowMillis: number,
   capacity: number,
   first: Transport,
+  leftover: Uint8Array,
   onEvent: ((event: ResumeEvent) => void) | undefined
 ): Effect.Effect<Resumable, never, Scope.Scope> =>
   Effect.gen(function* () {
@@ -294,8 +295,9 @@ const makeResumable = (
     // transport) is finalized before them, even fibers of connections resumed much later.
     const own = yield* Scope.fork(yield* Effect.scope)
     const clock = yield* Clock.Clock
-    const r = new Resumable(settingsOf(config, windowMillis, capacity), own, clock, first, onEvent)
-    yield* r.attachUnsafe(first, 0, Effect.void).start
+    const services = yield* Effect.context<never>()
+    const r = new Resumable(settingsOf(config, windowMillis, capacity), own, clock, services, first, onEvent)
+    yield* r.attachUnsafe(first, 0, Effect.void, { leftover }).start
     yield* Effect.forkIn(r.timer(), own)
     // Runs before `own` closes: an ABORT queued here still goes out (its connection is closed, not reset).
     yield* Effect.addFinalizer(() =>
@@ -480,13 +482,7 @@ export const dial = (
       return yield* handshakeError(`${peer}: ${outcome.message}`, error)
     }
     const windowMillis = Math.min(config.windowMillis || outcome.windowMillis, outcome.windowMillis)
-    const r = yield* makeResumable(
-      config,
-      windowMillis,
-      outcome.capacity,
-      withLeftover(transport, reader.rest()),
-      options.onEvent
-    )
+    const r = yield* makeResumable(config, windowMillis, outcome.capacity, transport, reader.rest(), options.onEvent)
     const { ticket, secret } = outcome
     let attempt = 0
 
@@ -533,11 +529,9 @@ export const dial = (
           yield* r.end(resumeError(new Refused({ reason: "PositionIncompatible" })), "drop", AbortCode.Aborted)
           return yield* refusedError(nextPeer, "PositionIncompatible")
         }
-        const attached = r.attachUnsafe(
-          withLeftover(next, replyReader.rest()),
-          message.received,
-          resumeOptions.release ?? Effect.void
-        )
+        const attached = r.attachUnsafe(next, message.received, resumeOptions.release ?? Effect.void, {
+          leftover: replyReader.rest()
+        })
         yield* attached.start
         return { detached: attached.detached }
       })
@@ -860,9 +854,8 @@ export const makeAcceptor = (options: AcceptorOptions = {}): Effect.Effect<Accep
         if (message._tag === "ClientHello") {
           const answer = answerHello(message, first.bytes, makeKeyShare(), { token, binding }, config)
           yield* send(transport, answer.bytes, "resume hello")
-          const rest = withLeftover(transport, reader.rest())
           if (answer.session === undefined) {
-            const plain: Accepted = { _tag: "Plain", transport: rest }
+            const plain: Accepted = { _tag: "Plain", transport: withLeftover(transport, reader.rest()) }
             return plain
           }
           const key = ticketKey(answer.session.ticket)
@@ -874,7 +867,8 @@ export const makeAcceptor = (options: AcceptorOptions = {}): Effect.Effect<Accep
             config,
             config.windowMillis,
             answer.session.capacity,
-            rest,
+            transport,
+            reader.rest(),
             onEvent === undefined ? undefined : (event) => onEvent(event, label, current?.remoteAddress ?? peer)
           )
           current = r
@@ -917,7 +911,10 @@ export const makeAcceptor = (options: AcceptorOptions = {}): Effect.Effect<Accep
             received: own,
             proof: acceptProof(entry.state.secret, message.ticket, message.attempt, message.received, own, binding)
           })
-        const attached = r.attachUnsafe(withLeftover(transport, reader.rest()), message.received, Effect.void, preamble)
+        const attached = r.attachUnsafe(transport, message.received, Effect.void, {
+          preamble,
+          leftover: reader.rest()
+        })
         resumes++
         yield* attached.start
         yield* Effect.logInfo(`resume: session ${label} resumed from ${peer}`)

@@ -538,7 +538,7 @@ describe("Resumable transport: ending for good", () => {
           assert.strictEqual(firstDifference(yield* readToEnd(accepted, up.length), up), -1)
           assert.strictEqual(dialer.status(), "ended")
           yield* accepted.close
-          assert.strictEqual(acceptor.stats().sessions, 0)
+          yield* eventually(() => acceptor.stats().sessions === 0, "the registry forgets the closed session")
         })
       ),
     TIMEOUT

@@ -29,7 +29,7 @@
  * @since 0.1.0
  */
 import { Aborted, type ResumeError, resumeError, violation } from "../../resume/ResumeError.ts"
-import { encodeEnd, RECORD_HEADER, RecordDecoder, RecordType, writeU64 } from "./Wire.ts"
+import { allocRecord, encodeEnd, RECORD_HEADER, RecordDecoder, RecordType, writeDataHeader, writeU64 } from "./Wire.ts"
 
 /** Settings of a {@link ReplayState}. */
 export interface ReplayOptions {
@@ -55,6 +55,9 @@ export interface InputResult {
 }
 
 const EMPTY = new Uint8Array(0)
+
+/** DATA payloads up to this size are copied beside their record header instead of sent by reference. */
+const COPY_THRESHOLD = 4096
 
 /** Positions, replay buffer and acknowledgement policy of one side. */
 export class ReplayState {
@@ -144,10 +147,12 @@ export class ReplayState {
     const ack = this.ackDue || (pending > 0 && this.delivered > this.ackSent)
     const n = Math.min(pending, this.maxRecordBytes)
     const headerBytes = (ack ? RECORD_HEADER.Ack : 0) + (n > 0 ? RECORD_HEADER.Data : 0)
+    // A small payload is copied next to its header: one buffer, one plain socket write (a writev of
+    // a header and a payload costs more than copying a few KiB). Large ones go by reference.
+    const copy = n > 0 && n <= COPY_THRESHOLD
     const out: Array<Uint8Array> = []
     if (headerBytes > 0) {
-      // One small array for the ACK and the DATA header together.
-      const header = new Uint8Array(headerBytes)
+      const header = allocRecord(headerBytes + (copy ? n : 0))
       let at = 0
       if (ack) {
         header[0] = RecordType.Ack
@@ -156,18 +161,31 @@ export class ReplayState {
         this.ackSent = this.delivered
         this.ackDue = false
       }
-      if (n > 0) {
-        header[at] = RecordType.Data
-        new DataView(header.buffer).setUint32(at + 1, n)
-      }
+      if (n > 0) at = writeDataHeader(header, at, n)
       out.push(header)
+      if (copy)
+        this.takePieces(n, (piece) => {
+          header.set(piece, at)
+          at += piece.length
+        })
     }
+    if (!copy) this.takePieces(n, (piece) => out.push(piece))
+    this.transmitted += n
+    if (this.ending && !this.endTransmitted && this.transmitted === this.written) {
+      out.push(encodeEnd(this.written))
+      this.endTransmitted = true
+    }
+    return out
+  }
+
+  /** Hands the next `n` untransmitted bytes to `f` as views of the held chunks, advancing the cursor. */
+  private takePieces(n: number, f: (piece: Uint8Array) => void): void {
     let left = n
     while (left > 0) {
       const chunk = this.chunks[this.cursor]!
       const available = chunk.length - this.cursorOffset
       const take = Math.min(available, left)
-      out.push(
+      f(
         this.cursorOffset === 0 && take === chunk.length
           ? chunk
           : chunk.subarray(this.cursorOffset, this.cursorOffset + take)
@@ -180,12 +198,6 @@ export class ReplayState {
         this.cursorOffset += take
       }
     }
-    this.transmitted += n
-    if (this.ending && !this.endTransmitted && this.transmitted === this.written) {
-      out.push(encodeEnd(this.written))
-      this.endTransmitted = true
-    }
-    return out
   }
 
   /** Decodes input of the current connection: DATA out, ACKs applied, END noted. */

@@ -380,6 +380,15 @@ export const parseMessage = (
 
 // Records -----------------------------------------------------------------------------------------
 
+/**
+ * A byte array for an outbound record, every byte of which the caller overwrites: Node's and
+ * Deno's pooled, unzeroed `Buffer.allocUnsafe` costs a fifth of a zeroed `Uint8Array` for a few KiB
+ * (one record per batch: it counts); on Bun a plain `Uint8Array` is the cheaper one. The result
+ * may be a view into a shared slab: write through it, never through its `.buffer`.
+ */
+export const allocRecord: (size: number) => Uint8Array =
+  "Bun" in globalThis ? (size) => new Uint8Array(size) : (size) => Buffer.allocUnsafe(size)
+
 /** An ACK record. */
 export const encodeAck = (position: number): Uint8Array => {
   const out = new Uint8Array(RECORD_HEADER.Ack)
