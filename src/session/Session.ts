@@ -2,10 +2,12 @@
  * A yamux session over one transport: opens and accepts streams, routes frames, keeps the link alive.
  *
  * Invariants:
- * - One read fiber decodes frames and routes each in O(1) through the registry keyed by stream id;
+ * - One reader decodes frames and routes each in O(1) through the registry keyed by stream id;
  *   it never waits on a single stream (DATA is checked against the stream's window at header time
- *   and lands in that stream's buffer). It pauses reading the link only when the session as a whole
- *   buffers more than `maxSessionBuffer` bytes.
+ *   and lands in that stream's buffer, in parts when it spans reads). It pauses reading the link
+ *   only when the session as a whole buffers more than `maxSessionBuffer` bytes. The reader is a
+ *   fiber until the transport offers a `DirectPort` (a socket, once any bytes read ahead by a
+ *   handshake are consumed); from then on the socket's `'data'` callback feeds the core directly.
  * - Abuse ends the session with GO_AWAY(1), counted under its {@link SessionLimit} and reported once
  *   (a `LimitReached` event with the reason): more pings, refused SYNs, rapid resets (RST of a stream
  *   opened less than a second before) or credit-only frames per second than the flood budgets
@@ -41,7 +43,7 @@ import {
 import { Flags, FrameType, GoAwayCode, HEADER_SIZE, INITIAL_WINDOW, MAX_STREAM_ID } from "../protocol/Constants.ts"
 import { Decoder, FrameError, type Header } from "../protocol/Decoder.ts"
 import type { Frame } from "../protocol/Frame.ts"
-import type { Transport, TransportError } from "../transport/Transport.ts"
+import type { DirectListener, DirectPort, Transport, TransportError } from "../transport/Transport.ts"
 import { type ConfigError, makeSessionConfig, type SessionConfig } from "./Config.ts"
 import {
   BudgetExceeded,
@@ -757,6 +759,62 @@ const frameFailure = (error: FrameError): MuxError =>
 const transportFailure = (error: TransportError): MuxError =>
   muxError(new TransportFailed({ message: error.message, cause: error }))
 
+const linkClosed = (): MuxError => muxError(new SessionClosed({ message: "the peer closed the link" }))
+
+/**
+ * The session's input when its transport offers a {@link DirectPort} (a socket): each chunk goes
+ * from the socket's `'data'` handler straight into the core, with no fiber resumed per read. The
+ * read loop hands over to it once nothing is left to read through the transport's `read` (bytes a
+ * handshake read ahead). Backpressure as in the loop: over `maxSessionBuffer` the port is paused,
+ * and resumed from the read gate's wake-up (a microtask, never inside a core step).
+ */
+class LinkInput implements DirectListener<TransportError> {
+  readonly core: SessionCore
+  readonly port: DirectPort<TransportError>
+  constructor(core: SessionCore, port: DirectPort<TransportError>) {
+    this.core = core
+    this.port = port
+  }
+
+  input(chunk: Uint8Array): void {
+    const core = this.core
+    if (core.fault !== undefined) return
+    const error = core.feed(chunk)
+    if (error !== undefined) core.die(error, error.goAwayCode, false)
+    else if (core.shouldPauseReads()) {
+      core.pauseReads(true)
+      this.port.pauseInput()
+      this.waitGate()
+    }
+  }
+
+  private waitGate(): void {
+    this.core.readGate.onNotify(() => this.gate())
+  }
+
+  /** The read gate opened (or the session died): read again once the buffer is below the limit. */
+  private gate(): void {
+    const core = this.core
+    if (core.fault !== undefined) return
+    if (core.shouldPauseReads()) {
+      this.waitGate()
+      return
+    }
+    core.pauseReads(false)
+    this.port.resumeInput()
+  }
+
+  inputEnd(): void {
+    this.core.die(linkClosed(), undefined, true)
+  }
+
+  writable(): void {}
+
+  failure(error: TransportError): void {
+    this.core.die(transportFailure(error), undefined, false)
+  }
+}
+
 /**
  * Starts a session over `transport`. The session lives as long as the scope: closing the scope
  * closes the session gracefully (GO_AWAY(0), drain, close the link).
@@ -782,9 +840,16 @@ export const make = Effect.fnUntraced(function* (
         if (!core.shouldPauseReads()) core.pauseReads(false)
         continue
       }
+      // A socket underneath, with nothing left to read through `read`: callbacks from here on.
+      const port = transport.directPort?.()
+      if (port !== undefined) {
+        port.attach(new LinkInput(core, port))
+        port.resumeInput()
+        return
+      }
       const chunk = yield* transport.read
       if (chunk === null) {
-        core.die(muxError(new SessionClosed({ message: "the peer closed the link" })), undefined, true)
+        core.die(linkClosed(), undefined, true)
         return
       }
       const error = core.feed(chunk)

@@ -288,7 +288,11 @@ export const withLeftover = (transport: Transport, leftover: Uint8Array): Transp
     close: Effect.suspend(() => transport.close),
     reset: Effect.suspend(() => transport.reset),
     remoteAddress: transport.remoteAddress,
-    ...(transport.eventLoopDriven === true ? { eventLoopDriven: true } : {})
+    ...(transport.eventLoopDriven === true ? { eventLoopDriven: true } : {}),
+    // Once the leftover is read, the transport's own port (a session then reads it by callbacks).
+    ...(transport.directPort === undefined
+      ? {}
+      : { directPort: () => (pending === undefined ? transport.directPort?.() : undefined) })
   }
 }
 

@@ -618,7 +618,9 @@ export const acceptInline =
         close: Effect.suspend(() => transport.close),
         reset: Effect.suspend(() => transport.reset),
         remoteAddress: transport.remoteAddress,
-        ...(transport.eventLoopDriven === true ? { eventLoopDriven: true } : {})
+        ...(transport.eventLoopDriven === true ? { eventLoopDriven: true } : {}),
+        // After the negotiation, the negotiated transport's port (a session then reads it by callbacks).
+        directPort: () => negotiated?.transport.directPort?.()
       },
       agreement: () => negotiated?.agreement ?? PLAIN
     }

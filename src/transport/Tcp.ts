@@ -13,8 +13,9 @@
  *   an error or a close without FIN fails it with a {@link TransportError} after the buffered bytes.
  *   Only one `read` may be pending at a time.
  * - `write` corks the socket, writes every chunk, uncorks (one `writev` on Node), and completes as soon
- *   as the socket's own buffer is below its high-water mark — i.e. at once in the common case, after
- *   `'drain'` (or `'finish'` after `closeWrite`) otherwise. Chunks must not be mutated afterwards.
+ *   as the socket's own buffer is below its high-water mark or the kernel took every byte at once —
+ *   i.e. at once in the common case, after `'drain'` (or `'finish'` after `closeWrite`) otherwise.
+ *   Chunks must not be mutated afterwards.
  * - `closeWrite` sends FIN; `close` sends FIN, fails local pending operations, discards further input
  *   and destroys the socket when it closes or after `closeGraceMillis`; `reset` aborts with RST where the
  *   runtime supports it (`resetAndDestroy`; TLS sockets, older runtimes and sockets whose FIN is
@@ -201,6 +202,14 @@ export const makeTransport = (socket: net.Socket, options?: TcpOptions, flow: So
     options?.closeGraceMillis ?? DEFAULT_CLOSE_GRACE_MILLIS,
     flow
   )
+
+/**
+ * Whether the socket holds no unwritten bytes: the kernel took a write whole, at once. `write()`
+ * answers `false` for any chunk of the high-water mark's size or more (it compares before writing),
+ * so without this every 64 KiB chunk would wait for a `'drain'` that is already on its way (on
+ * Node a write that completes at once leaves nothing buffered).
+ */
+const written = (socket: net.Socket): boolean => socket.writableLength === 0
 
 const kTransport = Symbol.for("plait/transport/Tcp/transport")
 
@@ -456,7 +465,7 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
         }
         socket.uncork()
       }
-      return ok ? Effect.void : this.waitDrain()
+      return ok || written(socket) ? Effect.void : this.waitDrain()
     })
   }
 
@@ -544,7 +553,7 @@ class TcpTransport implements Transport, DirectPort<TransportError> {
       return true
     }
     if (chunk.length === 0) return true
-    if (socket.write(chunk)) return true
+    if (socket.write(chunk) || written(socket)) return true
     this.hookDrain()
     return false
   }

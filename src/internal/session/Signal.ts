@@ -67,6 +67,14 @@ export class Signal {
     })
   })
 
+  /**
+   * Runs `f` once, on the wake-up microtask of the next {@link Signal.notify} (or `notifyOne`): for
+   * callback-level waiters that have no fiber to suspend (the session's direct link input).
+   */
+  onNotify(f: () => void): void {
+    this.waiters.push(f)
+  }
+
   /** Number of fibers currently waiting (for tests and leak checks). */
   get size(): number {
     return this.waiters.length
