@@ -19,6 +19,17 @@ interface Pair {
   hole: boolean
 }
 
+/** The first bytes a relayed connection carried each way, as an eavesdropper on the path sees them. */
+export interface Captured {
+  /** Toward the target (what the dialler sent). */
+  up: Buffer
+  /** Back from the target. */
+  down: Buffer
+}
+
+/** Bytes recorded per direction of each connection. */
+const CAPTURE_BYTES = 4096
+
 /** A running relay. */
 export interface Relay {
   readonly address: TcpAddress
@@ -30,6 +41,8 @@ export interface Relay {
   readonly refuse: (on: boolean) => void
   /** Connections accepted so far. */
   readonly accepted: () => number
+  /** The first bytes of each relayed connection, in the order they were accepted. */
+  readonly captured: () => ReadonlyArray<Captured>
   /** Connections currently relayed (not cut). */
   readonly live: () => number
   /** Points new connections at another target (a restarted server). */
@@ -50,6 +63,7 @@ export const relay = (initial: TcpAddress): Effect.Effect<Relay, never, Scope.Sc
           let target = initial
           let refusing = false
           let accepted = 0
+          const capture: Array<Captured> = []
           const pairs = new Set<Pair>()
           // Black-holed pairs stay open (silent) until the relay closes.
           const holes = new Set<Pair>()
@@ -62,9 +76,15 @@ export const relay = (initial: TcpAddress): Effect.Effect<Relay, never, Scope.Sc
             const upstream = net.connect({ host: target.host, port: target.port, allowHalfOpen: true })
             const pair: Pair = { client, upstream, hole: false }
             pairs.add(pair)
+            const seen: Captured = { up: Buffer.alloc(0), down: Buffer.alloc(0) }
+            capture.push(seen)
             const forget = () => pairs.delete(pair)
             const copy = (from: net.Socket, to: net.Socket) => {
-              from.on("data", (chunk) => {
+              const way = from === client ? "up" : "down"
+              from.on("data", (chunk: Buffer) => {
+                if (seen[way].length < CAPTURE_BYTES) {
+                  seen[way] = Buffer.concat([seen[way], chunk]).subarray(0, CAPTURE_BYTES)
+                }
                 if (!pair.hole && !to.destroyed) to.write(chunk)
               })
               from.on("end", () => {
@@ -105,6 +125,7 @@ export const relay = (initial: TcpAddress): Effect.Effect<Relay, never, Scope.Sc
                   refusing = on
                 },
                 accepted: () => accepted,
+                captured: () => capture,
                 live: () => pairs.size,
                 retarget: (next) => {
                   target = next
