@@ -229,6 +229,30 @@ describe("Resumable transport: cuts", () => {
   }
 
   it.effect(
+    "a cut after the peer's END loses nothing: bytes received but not yet read are still read, then EOF",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const acceptor = yield* Resume.makeAcceptor({ config: CONFIG })
+          const { dialer, accepted, pair } = yield* link(acceptor, CONFIG)
+          const up = pattern(100_000, 5)
+          yield* dialer.write([up])
+          yield* dialer.closeWrite
+          // Everything and the END have arrived; the session has read none of it.
+          yield* eventually(() => accepted.stats().received === up.length, "all bytes received")
+          yield* settle()
+          // The acceptor's connection fails before its reader caught up (an RST after the peer's close).
+          yield* pair.b.reset
+          yield* eventually(() => accepted.status() !== "connected", "the acceptor notices the cut")
+          const got = yield* readToEnd(accepted, up.length)
+          assert.strictEqual(got.length, up.length)
+          assert.strictEqual(firstDifference(got, up), -1)
+        })
+      ),
+    TIMEOUT
+  )
+
+  it.effect(
     "cuts repeated many times, some during the resume handshake itself",
     () =>
       Effect.gen(function* () {

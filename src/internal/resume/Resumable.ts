@@ -355,9 +355,13 @@ export class Resumable implements Transport {
     const previous = this.conn
     const now = this.now()
     const replayed = this.state.rewind(peerReceived)
-    // Undelivered input is dropped with the rewind: the peer replays it from `delivered`.
-    this.inbox = []
-    this.inboxHead = 0
+    // Undelivered input is dropped with the rewind: the peer replays it from `delivered`. After the
+    // peer's END nothing is replayed (its direction is complete and counted as received), so what
+    // waits in the inbox is all the session will get: it stays.
+    if (!this.state.peerEnded) {
+      this.inbox = []
+      this.inboxHead = 0
+    }
     if (previous !== undefined) this.lastLoss = "replaced by a resumed connection"
     // Computed after the rewind: a replaced connection's undelivered input was just dropped.
     const c = new Connection(transport, release, options.preamble?.(this.state.received), now)
@@ -513,9 +517,12 @@ export class Resumable implements Transport {
       this.lastLoss = reason
       // What arrived but was not read is sent again after the resume: `delivered`, the position
       // a resume request reports, must not move while one is in flight.
+      // After the peer's END nothing is dropped or sent again: the inbox is the rest of its bytes.
       this.state.dropUndelivered()
-      this.inbox = []
-      this.inboxHead = 0
+      if (!this.state.peerEnded) {
+        this.inbox = []
+        this.inboxHead = 0
+      }
       this.statusSignal.notify()
       this.outSignal.notify()
       c.writable.notify()
