@@ -96,6 +96,8 @@ export type Role = "proxy" | "server" | "client"
 export type RefusalCode =
   | "linkUnavailable"
   | "openFailed"
+  /** The link stopped opening streams for the rest of a second: clients were resetting right after connecting. */
+  | "resetRate"
   | "maxClients"
   | "maxSessions"
   | "maxHandshakes"

@@ -306,7 +306,7 @@ const refusalCode = (error: ProxyError): Events.RefusalCode => {
     case "LinkUnavailable":
       return "linkUnavailable"
     case "OpenFailed":
-      return "openFailed"
+      return error.reason.cause.reason._tag === "OpenThrottled" ? "resetRate" : "openFailed"
     case "ClientLimit":
       return "maxClients"
     case "ClientProxyHeader":

@@ -193,6 +193,30 @@ export class StreamsExhausted extends Data.TaggedError("StreamsExhausted")<{}> {
 }
 
 /**
+ * This side reset so many streams it had just opened (a proxy's clients connecting and resetting at
+ * once) that one more would bring the peer's rapid-reset budget (`maxResetsPerSecond`, assumed equal
+ * to ours) within reach, which would end the session for every stream on it: no new stream opens
+ * until the current second is over. Open streams are untouched.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class OpenThrottled extends Data.TaggedError("OpenThrottled")<{
+  /** Streams this side opened and reset within a second of opening, in the current window. */
+  readonly resets: number
+}> {
+  get goAwayCode(): number {
+    return GoAwayCode.Normal
+  }
+  get isRetryable(): boolean {
+    return true
+  }
+  override get message(): string {
+    return `${this.resets} streams opened and reset within a second: no new stream until the second is over (the peer's rapid-reset budget would end the session)`
+  }
+}
+
+/**
  * The transport beneath the session failed (socket error, reset, EOF mid-frame).
  *
  * @since 0.1.0
@@ -306,6 +330,7 @@ export type MuxErrorReason =
   | TransportFailed
   | BudgetExceeded
   | FrameTimeout
+  | OpenThrottled
 
 /**
  * The error of every session and stream operation. Match on `reason._tag`.

@@ -52,6 +52,7 @@ import {
   KeepaliveTimeout,
   type MuxError,
   muxError,
+  OpenThrottled,
   OpenTimeout,
   ProtocolError,
   RemoteGoAway,
@@ -262,6 +263,14 @@ class SessionCore implements StreamHost {
   readonly refusedSynBudget: RateBudget
   readonly resetBudget: RateBudget
   readonly creditBudget: RateBudget
+  /**
+   * RSTs this side sends on streams it opened less than a second before. A proxy passes its clients'
+   * behaviour on: clients that connect and reset at once would make it trip the peer's
+   * `maxResetsPerSecond`, ending the session for every stream on it. So this side stops opening for
+   * the rest of a second once it has sent half that budget (half: the peer's windows need not line
+   * up with ours, and two of ours can overlap one of its).
+   */
+  readonly sentResetBudget: RateBudget
   /** `maxControlBacklog` in bytes of the outbox's control lane. */
   readonly maxControlBytes: number
   /**
@@ -306,13 +315,22 @@ class SessionCore implements StreamHost {
     this.refusedSynBudget = new RateBudget(config.maxRefusedSynsPerSecond)
     this.resetBudget = new RateBudget(config.maxResetsPerSecond)
     this.creditBudget = new RateBudget(config.maxWindowUpdatesPerSecond)
+    this.sentResetBudget = new RateBudget(Math.max(1, Math.floor(config.maxResetsPerSecond / 2)))
     this.maxControlBytes = config.maxControlBacklog * HEADER_SIZE
   }
 
   // StreamHost ----------------------------------------------------------------------------------
 
   control(type: FrameType, flags: number, streamId: number, length: number): void {
-    if (this.fault === undefined) this.outbox.pushControl(type, flags, streamId, length)
+    if (this.fault !== undefined) return
+    if ((flags & Flags.RST) !== 0) {
+      const s = this.streams.get(streamId)
+      if (s?.local === true) {
+        const now = this.clock.currentTimeMillisUnsafe()
+        if (now - s.openedAt < RAPID_RESET_MILLIS) this.sentResetBudget.hit(now)
+      }
+    }
+    this.outbox.pushControl(type, flags, streamId, length)
   }
 
   ready(stream: OutboundStream): void {
@@ -557,6 +575,8 @@ class SessionCore implements StreamHost {
     if (this.goAwayReceived) return muxError(new RemoteGoAway({ code: GoAwayCode.Normal }))
     if (this.goAwaySent) return muxError(new SessionClosed({ message: "the session is closing" }))
     if (this.unacked >= this.config.maxUnackedOpens || this.streams.size >= this.config.maxStreams) return undefined
+    const now = this.clock.currentTimeMillisUnsafe()
+    if (this.sentResetBudget.full(now)) return muxError(new OpenThrottled({ resets: this.sentResetBudget.count }))
     const id = this.nextId
     if (id > MAX_STREAM_ID) {
       // Never reuse an id: close the session for new streams (its open ones drain) so that the owner
@@ -568,10 +588,10 @@ class SessionCore implements StreamHost {
       return muxError(new StreamsExhausted())
     }
     this.nextId += 2
-    const s = new MuxStreamImpl(this, id, true, "SynSent", this.windowAtOpen, INITIAL_WINDOW)
+    const s = new MuxStreamImpl(this, id, true, "SynSent", this.windowAtOpen, INITIAL_WINDOW, now)
     this.streams.set(id, s)
     this.unacked++
-    this.openTimers.set(s, this.clock.currentTimeMillisUnsafe() + this.config.openTimeoutMillis)
+    this.openTimers.set(s, now + this.config.openTimeoutMillis)
     this.control(FrameType.WindowUpdate, Flags.SYN, id, this.windowAtOpen - INITIAL_WINDOW)
     this.onEvent?.({ _tag: "StreamOpened", streamId: id, local: true })
     return s

@@ -33,6 +33,11 @@ export class RateBudget {
     return ++this.#count > this.limit
   }
 
+  /** Whether the window that holds `now` already has `limit` events (one more would trip). */
+  full(now: number): boolean {
+    return now - this.#windowStart < WINDOW_MILLIS && this.#count >= this.limit
+  }
+
   /** Events in the current window (for tests and stats). */
   get count(): number {
     return this.#count
