@@ -5,17 +5,14 @@
  * link runs through a relay in the test process, which cuts it: the client in flight is reset, the
  * server redials on its own, and new clients work. A server with the wrong token never gets a link.
  */
-import * as fs from "node:fs"
 import * as net from "node:net"
-import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { makePki } from "../security/certs.ts"
 import {
   connect,
   listeningPort,
   payload,
-  root,
+  pemFiles,
   roundTrip,
   sameBytes,
   spawnCli,
@@ -24,28 +21,6 @@ import {
 } from "./helpers.ts"
 
 const TOKEN = "reverse-link-token-0123456789abcdef"
-
-/** PEM files under the repo (Deno may only read there), removed with the scope. */
-const pemFiles = Effect.acquireRelease(
-  Effect.sync(() => {
-    const base = path.join(root, ".scratch")
-    fs.mkdirSync(base, { recursive: true })
-    const dir = fs.mkdtempSync(path.join(base, "reverse-"))
-    const pki = makePki()
-    const write = (name: string, text: string) => {
-      const file = path.join(dir, name)
-      fs.writeFileSync(file, text, { mode: 0o600 })
-      return file
-    }
-    return {
-      dir,
-      ca: write("ca.pem", pki.ca.cert),
-      cert: write("proxy.pem", pki.server.cert),
-      key: write("proxy-key.pem", pki.server.key)
-    }
-  }),
-  (files) => Effect.sync(() => fs.rmSync(files.dir, { recursive: true, force: true }))
-)
 
 describe("e2e: links dialled by the server", () => {
   it.live(
@@ -60,9 +35,9 @@ describe("e2e: links dialled by the server", () => {
           "--link-listen",
           "127.0.0.1:0",
           "--tls-cert",
-          pem.cert,
+          pem.serverCert,
           "--tls-key",
-          pem.key,
+          pem.serverKey,
           "--token",
           TOKEN,
           "--link-wait",

@@ -4,36 +4,9 @@
  * clients are closed after `--link-wait` with no byte; a TLS file that cannot be read exits 2 naming
  * the flag. Certificates are generated per test run (nothing secret is committed).
  */
-import * as fs from "node:fs"
-import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { makePki } from "../security/certs.ts"
-import { connect, payload, root, roundTrip, sameBytes, spawnCli, startServer } from "./helpers.ts"
-
-/** Writes the PKI's PEM files into a fresh directory under the repo (Deno may only read there). */
-const pemFiles = Effect.acquireRelease(
-  Effect.sync(() => {
-    const base = path.join(root, ".scratch")
-    fs.mkdirSync(base, { recursive: true })
-    const dir = fs.mkdtempSync(path.join(base, "pki-"))
-    const pki = makePki()
-    const write = (name: string, text: string) => {
-      const file = path.join(dir, name)
-      fs.writeFileSync(file, text, { mode: 0o600 })
-      return file
-    }
-    return {
-      dir,
-      ca: write("ca.pem", pki.ca.cert),
-      serverCert: write("server.pem", pki.server.cert),
-      serverKey: write("server-key.pem", pki.server.key),
-      clientCert: write("client.pem", pki.client.cert),
-      clientKey: write("client-key.pem", pki.client.key)
-    }
-  }),
-  (files) => Effect.sync(() => fs.rmSync(files.dir, { recursive: true, force: true }))
-)
+import { connect, payload, pemFiles, roundTrip, sameBytes, spawnCli, startServer } from "./helpers.ts"
 
 const TOKEN = "e2e-token-0123456789abcdef"
 

@@ -7,12 +7,14 @@
  * when the test fails; every wait has a deadline and fails with the process's output so far.
  */
 import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
 import process from "node:process"
 import { fileURLToPath } from "node:url"
 import { Data, Deferred, Duration, Effect, Exit, type Scope } from "effect"
 import * as Harness from "../hardening/harness.ts"
+import { makePki } from "../security/certs.ts"
 
 /** The repository root. */
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
@@ -461,3 +463,27 @@ export const isRefused = (port: number, timeout: Duration.Input = "5 seconds"): 
       orElse: () => Effect.fail(new E2eError({ message: `connect to ${port} neither succeeded nor was refused` }))
     })
   )
+
+/** Writes a test PKI's PEM files (CA, server and client pairs) into a fresh directory under the repo (Deno may only read there); removed with the scope. */
+export const pemFiles = Effect.acquireRelease(
+  Effect.sync(() => {
+    const base = path.join(root, ".scratch")
+    fs.mkdirSync(base, { recursive: true })
+    const dir = fs.mkdtempSync(path.join(base, "pki-"))
+    const pki = makePki()
+    const write = (name: string, text: string) => {
+      const file = path.join(dir, name)
+      fs.writeFileSync(file, text, { mode: 0o600 })
+      return file
+    }
+    return {
+      dir,
+      ca: write("ca.pem", pki.ca.cert),
+      serverCert: write("server.pem", pki.server.cert),
+      serverKey: write("server-key.pem", pki.server.key),
+      clientCert: write("client.pem", pki.client.cert),
+      clientKey: write("client-key.pem", pki.client.key)
+    }
+  }),
+  (files) => Effect.sync(() => fs.rmSync(files.dir, { recursive: true, force: true }))
+)
